@@ -1,0 +1,177 @@
+"""One RevCol column: four levels (strides 4, 8, 16, 32), their fusion modules and the reversible alphas.
+
+Level l of column k computes
+
+    c_l^(k) = Level_l(c_{l-1}^(k), c_{l+1}^(k-1)) + alpha_l^(k) * c_l^(k-1)        (c_{-1} = stem output)
+
+and, because alpha is kept away from zero, the previous column's state can be recovered from the next one:
+
+    c_l^(k-1) = (c_l^(k) - Level_l(c_{l-1}^(k), c_{l+1}^(k-1))) / alpha_l^(k)
+
+The first column has no previous column: no up input, no alpha term.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .layers import ConvNeXtBlock, LayerNorm2d, ReversibleScale, upsample2x
+
+__all__ = ("DownFusion", "UpFusion", "Level", "Column")
+
+NUM_LEVELS = 4
+
+
+class DownFusion(nn.Module):
+    """Bring the finer level of the same column down to this level: 2x2 stride-2 conv + LayerNorm.
+
+    Args:
+        c1 (int): Channels of the finer level.
+        c2 (int): Channels of this level.
+    """
+
+    def __init__(self, c1: int, c2: int):
+        """Build the strided conv and its norm."""
+        super().__init__()
+        self.conv = nn.Conv2d(c1, c2, 2, stride=2)
+        self.norm = LayerNorm2d(c2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the (N, c2, H/2, W/2) map."""
+        return self.norm(self.conv(x))
+
+
+class UpFusion(nn.Module):
+    """Bring the coarser level of the previous column up to this level: 1x1 conv + LayerNorm, then nearest x2.
+
+    The projection runs at the coarse resolution (4x fewer pixels) before upsampling.
+
+    Args:
+        c1 (int): Channels of the coarser level.
+        c2 (int): Channels of this level.
+    """
+
+    def __init__(self, c1: int, c2: int):
+        """Build the projection and its norm."""
+        super().__init__()
+        self.proj = nn.Conv2d(c1, c2, 1)
+        self.norm = LayerNorm2d(c2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the (N, c2, 2H, 2W) map."""
+        return upsample2x(self.norm(self.proj(x)))
+
+
+class Level(nn.Module):
+    """One level of a column: fuse the down and up inputs, then run ``depth`` ConvNeXt-style blocks.
+
+    Args:
+        index (int): Level index 0..3 (stride 4 * 2**index).
+        channels (Sequence[int]): Channels of all four levels.
+        depth (int): Number of blocks at this level.
+        kernel (int): Depthwise kernel size.
+        mlp_ratio (float): MLP expansion ratio of the blocks.
+        drop_path (Sequence[float]): DropPath probability of each block (length ``depth``).
+        has_up (bool): Whether this level receives the previous column's coarser level.
+        layer_scale (float): Initial layer-scale value of the blocks.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        channels: Sequence[int],
+        depth: int,
+        kernel: int,
+        mlp_ratio: float,
+        drop_path: Sequence[float],
+        has_up: bool,
+        layer_scale: float = 1e-6,
+    ):
+        """Build the fusion modules and the blocks."""
+        super().__init__()
+        c = channels[index]
+        self.index = index
+        # Level 0's down input is the stem output, which already has channels[0] channels at stride 4.
+        self.down = DownFusion(channels[index - 1], c) if index > 0 else nn.Identity()
+        self.up = UpFusion(channels[index + 1], c) if has_up else None
+        self.blocks = nn.Sequential(
+            *(ConvNeXtBlock(c, kernel, mlp_ratio, layer_scale, drop_path[i]) for i in range(depth))
+        )
+
+    def forward(self, down: torch.Tensor, up: torch.Tensor | None = None) -> torch.Tensor:
+        """Return Level_l(down, up); ``up`` must be given exactly when the level has an up fusion."""
+        x = self.down(down)
+        if self.up is not None:
+            x = x + self.up(up)
+        return self.blocks(x)
+
+
+class Column(nn.Module):
+    """A four-level column. The first column of a network has no up fusion and no alphas.
+
+    Args:
+        channels (Sequence[int]): Channels of the four levels.
+        layers (Sequence[int]): Blocks per level.
+        kernel (int): Depthwise kernel size.
+        mlp_ratio (float): MLP expansion ratio.
+        drop_path (Sequence[float]): DropPath probability of every block, levels concatenated.
+        first (bool): Whether this is the network's first column.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[int],
+        layers: Sequence[int],
+        kernel: int,
+        mlp_ratio: float,
+        drop_path: Sequence[float],
+        first: bool,
+    ):
+        """Build the four levels and, after the first column, the four alphas."""
+        super().__init__()
+        self.first = first
+        starts = [sum(layers[:i]) for i in range(NUM_LEVELS)]
+        self.levels = nn.ModuleList(
+            Level(
+                i,
+                channels,
+                layers[i],
+                kernel,
+                mlp_ratio,
+                drop_path[starts[i] : starts[i] + layers[i]],
+                has_up=not first and i < NUM_LEVELS - 1,
+            )
+            for i in range(NUM_LEVELS)
+        )
+        self.alphas = None if first else nn.ModuleList(ReversibleScale(c) for c in channels)
+
+    def level_body(self, index: int, down: torch.Tensor, prev: Sequence[torch.Tensor] | None) -> torch.Tensor:
+        """Return Level_index(down, prev[index + 1]) in ``down``'s dtype (the part that is not reversible)."""
+        has_up = prev is not None and index < NUM_LEVELS - 1
+        return self.levels[index](down, prev[index + 1] if has_up else None).to(down.dtype)
+
+    def level_forward(self, index: int, down: torch.Tensor, prev: Sequence[torch.Tensor] | None) -> torch.Tensor:
+        """Return this column's state at ``index`` given its down input and the previous column's states."""
+        body = self.level_body(index, down, prev)
+        return body if prev is None else body + self.alphas[index](prev[index])
+
+    def forward(self, x: torch.Tensor, prev: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """Run the column.
+
+        Args:
+            x (torch.Tensor): Stem output, (N, channels[0], H/4, W/4).
+            prev (Sequence[torch.Tensor] | None): The previous column's four states; None for the first column.
+
+        Returns:
+            (list[torch.Tensor]): This column's four states at strides 4, 8, 16, 32.
+        """
+        if (prev is None) != self.first:
+            raise ValueError("the first column takes no previous states; every later column needs them")
+        states, down = [], x
+        for i in range(NUM_LEVELS):
+            down = self.level_forward(i, down, prev)
+            states.append(down)
+        return states

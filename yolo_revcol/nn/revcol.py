@@ -1,0 +1,166 @@
+"""RevCol: a stem followed by reversible columns; the last column's four maps are the backbone's outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Integral, Real
+
+import torch
+from torch import nn
+
+from .column import NUM_LEVELS, Column
+from .layers import LayerNorm2d
+from .reversible import ReversibleColumns
+
+__all__ = ("Stem", "RevCol")
+
+MAX_STRIDE = 32  # stride of the coarsest level; input sides must be multiples of it
+
+
+class Stem(nn.Module):
+    """Patchify stem: 4x4 stride-4 conv followed by a channels-first LayerNorm.
+
+    Args:
+        c1 (int): Input channels.
+        c2 (int): Output channels (channels of level 0).
+    """
+
+    def __init__(self, c1: int, c2: int):
+        """Build the conv and its norm."""
+        super().__init__()
+        self.conv = nn.Conv2d(c1, c2, 4, stride=4)
+        self.norm = LayerNorm2d(c2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the (N, c2, H/4, W/4) map."""
+        return self.norm(self.conv(x))
+
+
+def _check_int(name: str, value, minimum: int = 1) -> int:
+    """Return ``value`` as int, or raise ValueError naming the argument when it is not an int >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ValueError(f"RevCol argument '{name}' must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_levels(name: str, values) -> list[int]:
+    """Return a list of four positive ints, or raise ValueError naming the argument."""
+    if not isinstance(values, Sequence) or isinstance(values, str) or len(values) != NUM_LEVELS:
+        raise ValueError(f"RevCol argument '{name}' must be a list of {NUM_LEVELS} integers, got {values!r}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, Integral) or v < 1:
+            raise ValueError(f"RevCol argument '{name}' must hold integers >= 1, got {values!r}")
+    return [int(v) for v in values]
+
+
+class RevCol(nn.Module):
+    """Reversible Column Network backbone (Cai et al., ICLR 2023).
+
+    A patchify stem feeds ``columns`` columns; every column receives the stem output again, plus the previous
+    column's states through reversible connections. ``forward`` returns the last column's maps at strides
+    4, 8, 16 and 32.
+
+    With ``reversible=True`` (the default), in training mode with grad enabled, the columns run through a custom
+    autograd function that keeps only the stem output and the last column's states and reconstructs earlier
+    columns during backward, so activation memory does not grow with ``columns``. Otherwise (eval, no-grad,
+    tracing, export, or ``reversible=False``) the columns run as plain PyTorch modules. ``reversible`` can be
+    flipped at any time.
+
+    Args:
+        c1 (int): Input channels.
+        channels (Sequence[int]): Channels of the four levels.
+        layers (Sequence[int]): ConvNeXt-style blocks per level.
+        columns (int): Number of columns.
+        kernel (int): Depthwise kernel size, odd.
+        mlp_ratio (float): MLP expansion ratio of the blocks.
+        drop_path (float): Largest DropPath probability; it rises linearly over each column's blocks.
+        reversible (bool): Train through the reversible autograd path.
+        checkpoint_every (int): With reversible training, also keep every K-th column's states so reconstruction
+            restarts from exact values every K columns (0: keep none; memory then grows by one column's
+            states per checkpoint).
+
+    Examples:
+        >>> model = RevCol(3, [16, 32, 64, 128], [1, 1, 3, 1], columns=2)
+        >>> [tuple(y.shape) for y in model(torch.zeros(1, 3, 64, 64))]
+        [(1, 16, 16, 16), (1, 32, 8, 8), (1, 64, 4, 4), (1, 128, 2, 2)]
+    """
+
+    def __init__(
+        self,
+        c1: int,
+        channels: Sequence[int],
+        layers: Sequence[int],
+        columns: int,
+        kernel: int = 3,
+        mlp_ratio: float = 4,
+        drop_path: float = 0.0,
+        reversible: bool = True,
+        checkpoint_every: int = 0,
+    ):
+        """Validate the arguments and build the stem and columns."""
+        super().__init__()
+        c1 = _check_int("c1", c1)
+        channels = _check_levels("channels", channels)
+        layers = _check_levels("layers", layers)
+        columns = _check_int("columns", columns)
+        kernel = _check_int("kernel", kernel)
+        if kernel % 2 == 0:
+            raise ValueError(f"RevCol argument 'kernel' must be odd, got {kernel}")
+        if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, Real) or mlp_ratio <= 0:
+            raise ValueError(f"RevCol argument 'mlp_ratio' must be a number > 0, got {mlp_ratio!r}")
+        if isinstance(drop_path, bool) or not isinstance(drop_path, Real) or not 0.0 <= drop_path < 1.0:
+            raise ValueError(f"RevCol argument 'drop_path' must be a number in [0, 1), got {drop_path!r}")
+        if not isinstance(reversible, bool):
+            raise ValueError(f"RevCol argument 'reversible' must be true or false, got {reversible!r}")
+        checkpoint_every = _check_int("checkpoint_every", checkpoint_every, minimum=0)
+
+        self.channels = channels
+        self.reversible = reversible
+        self.checkpoint_every = checkpoint_every
+        self.stem = Stem(c1, channels[0])
+        rates = torch.linspace(0, drop_path, sum(layers)).tolist()
+        self.columns = nn.ModuleList(
+            Column(channels, layers, kernel, float(mlp_ratio), rates, first=k == 0) for k in range(columns)
+        )
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        """Truncated-normal conv weights (std 0.02) and zero biases, as in the reference RevCol."""
+        if isinstance(m, nn.Conv2d):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    def uses_reversible_path(self, x: torch.Tensor) -> bool:
+        """Whether a forward on ``x`` (the stem output) would go through the reversible autograd function."""
+        if not (self.reversible and self.training and torch.is_grad_enabled()):
+            return False
+        if torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling():
+            return False
+        return x.requires_grad or any(p.requires_grad for p in self.columns.parameters())
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Run the backbone.
+
+        Args:
+            x (torch.Tensor): Images (N, c1, H, W) with H and W multiples of 32.
+
+        Returns:
+            (list[torch.Tensor]): The last column's maps, (N, channels[i], H / 2**(i+2), W / 2**(i+2)) for i=0..3.
+        """
+        h, w = x.shape[-2:]
+        if h % MAX_STRIDE or w % MAX_STRIDE:
+            raise ValueError(
+                f"RevCol input height and width must be multiples of {MAX_STRIDE}, got {int(h)}x{int(w)}; "
+                f"pad or resize the input (Ultralytics does this when imgsz is a multiple of {MAX_STRIDE})"
+            )
+        # Column states live in the parameters' dtype: float32 under autocast, the model's dtype after .half().
+        x = self.stem(x).to(self.stem.conv.weight.dtype)
+        if self.uses_reversible_path(x):
+            params = [p for p in self.columns.parameters() if p.requires_grad]
+            return list(ReversibleColumns.apply(self.columns, self.checkpoint_every, x, *params))
+        states = None
+        for column in self.columns:
+            states = column(x, states)
+        return states

@@ -1,0 +1,211 @@
+"""The reversible autograd path: train a stack of columns while storing only the stem output and the last column.
+
+Forward runs every column without building a graph. Backward walks the columns from last to first and, inside a
+column, the levels from coarsest (3) to finest (0). At each level it recomputes the level body with grad enabled,
+uses it twice, and then frees it:
+
+* backpropagates the level's output gradient into its inputs, its parameters and alpha;
+* reconstructs the previous column's state at that level as (state - body) / alpha.
+
+Level l of the previous column is needed by level l - 1 of this column (as its up input), which is exactly the
+next level visited, so reconstruction and backpropagation proceed in one sweep and at most one level's graph is
+alive at a time. Training memory is therefore independent of the number of columns.
+
+Parameters are passed through the autograd function and their gradients are returned from ``backward`` instead of
+being accumulated into ``.grad`` by nested backward calls, so DistributedDataParallel (with or without
+``find_unused_parameters``) sees exactly one gradient per parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+
+import torch
+from torch import nn
+
+from .column import NUM_LEVELS, Column
+
+__all__ = ("ReversibleColumns", "reconstruct_states")
+
+
+class _RngStates:
+    """RNG states captured before each (column, level) so recomputation draws the same DropPath masks."""
+
+    def __init__(self, device: torch.device):
+        """Prepare to capture the CPU generator and, for CUDA inputs, that device's generator."""
+        self.device = device if device.type == "cuda" else None
+        self.states: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor | None]] = {}
+
+    def capture(self, key: tuple[int, int]) -> None:
+        """Record the generators' current states under ``key``."""
+        cuda = torch.cuda.get_rng_state(self.device) if self.device is not None else None
+        self.states[key] = (torch.get_rng_state(), cuda)
+
+    @contextmanager
+    def replay(self, key: tuple[int, int]) -> Iterator[None]:
+        """Run the body from the states recorded under ``key``; the caller's RNG state is restored afterwards."""
+        cpu, cuda = self.states[key]
+        with torch.random.fork_rng(devices=[self.device] if self.device is not None else []):
+            torch.set_rng_state(cpu)
+            if cuda is not None:
+                torch.cuda.set_rng_state(cuda, self.device)
+            yield
+
+
+def _autocast_state(device_type: str) -> tuple[bool, torch.dtype]:
+    """Return whether autocast is on for ``device_type`` and its dtype."""
+    return torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
+
+
+def _uses_dropout(columns: Sequence[Column]) -> bool:
+    """Whether any module would draw random numbers in training mode (DropPath or dropout)."""
+    return any(getattr(m, "p", 0.0) > 0.0 for col in columns for m in col.modules())
+
+
+class ReversibleColumns(torch.autograd.Function):
+    """Run columns 1..N keeping only the stem output and column N's states (plus optional checkpoints).
+
+    ``apply(columns, checkpoint_every, x, *params)`` returns column N's four states. ``params`` must be every
+    parameter of ``columns`` that requires grad; their gradients are returned from ``backward``.
+    """
+
+    @staticmethod
+    def forward(ctx, columns: nn.ModuleList, checkpoint_every: int, x: torch.Tensor, *params: torch.Tensor):
+        """Compute all columns without keeping their activations."""
+        ctx.columns = columns
+        ctx.params = params
+        ctx.device_type = x.device.type
+        ctx.autocast = _autocast_state(x.device.type)
+        ctx.rng = _RngStates(x.device) if columns.training and _uses_dropout(columns) else None
+        ctx.consumed = False
+
+        checkpoints: dict[int, int] = {}  # column index -> position of its first state in saved tensors
+        saved: list[torch.Tensor] = []
+        states = None
+        with torch.no_grad():
+            for k, column in enumerate(columns):
+                new_states, down = [], x
+                for i in range(NUM_LEVELS):
+                    if ctx.rng is not None:
+                        ctx.rng.capture((k, i))
+                    down = column.level_forward(i, down, states)
+                    new_states.append(down)
+                states = new_states
+                # Checkpoint every K-th column (never the last one, which is saved anyway) to reset the
+                # reconstruction error of the reverse pass.
+                if checkpoint_every and (k + 1) % checkpoint_every == 0 and k + 1 < len(columns):
+                    checkpoints[k] = len(saved)
+                    saved.extend(states)
+        ctx.checkpoints = checkpoints
+        ctx.save_for_backward(x, *states, *saved)
+        return tuple(states)
+
+    @staticmethod
+    def backward(ctx, *grad_states: torch.Tensor):
+        """Reconstruct earlier columns level by level and return gradients for x and every parameter."""
+        if torch.is_grad_enabled():
+            raise RuntimeError(
+                "RevCol's reversible path does not support double backward (create_graph=True); "
+                "set RevCol.reversible = False to differentiate through gradients"
+            )
+        if ctx.consumed:
+            raise RuntimeError(
+                "RevCol's reversible path can run backward only once per forward (retain_graph=True is not "
+                "supported); set RevCol.reversible = False to backpropagate through the same graph twice"
+            )
+        ctx.consumed = True
+        x, *rest = ctx.saved_tensors
+        states, saved = list(rest[:NUM_LEVELS]), rest[NUM_LEVELS:]
+        columns: nn.ModuleList = ctx.columns
+        index_of = {id(p): i for i, p in enumerate(ctx.params)}
+        param_grads: list[torch.Tensor | None] = [None] * len(ctx.params)
+        grads = [torch.zeros_like(s) if g is None else g for s, g in zip(states, grad_states)]
+        grad_x = None
+        x_in = x.detach().requires_grad_(ctx.needs_input_grad[2])
+
+        enabled, dtype = ctx.autocast
+        with torch.enable_grad(), torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled):
+            for k in reversed(range(len(columns))):
+                column = columns[k]
+                first = k == 0
+                prev: list[torch.Tensor | None] = [None] * NUM_LEVELS
+                prev_grads: list[torch.Tensor | None] = [None] * NUM_LEVELS
+                if k - 1 in ctx.checkpoints:
+                    start = ctx.checkpoints[k - 1]
+                    prev = [s.detach().requires_grad_() for s in saved[start : start + NUM_LEVELS]]
+                for i in reversed(range(NUM_LEVELS)):
+                    down = x_in if i == 0 else states[i - 1].detach().requires_grad_()
+                    up = None if first or i == NUM_LEVELS - 1 else prev[i + 1]
+                    replay = ctx.rng.replay((k, i)) if ctx.rng is not None else nullcontext()
+                    with replay:
+                        body = column.levels[i](down, up).to(down.dtype)
+                    out, inputs = body, [down] + ([up] if up is not None else [])
+                    if not first:
+                        alpha = column.alphas[i]
+                        if prev[i] is None:  # reconstruct the previous column's state at this level
+                            with torch.no_grad():
+                                prev[i] = alpha.inverse(states[i] - body).detach().requires_grad_()
+                        out = body + alpha(prev[i])
+                        inputs.append(prev[i])
+                    level_params = [p for p in column.levels[i].parameters() if id(p) in index_of]
+                    if not first:
+                        level_params += [p for p in column.alphas[i].parameters() if id(p) in index_of]
+                    wanted = [t for t in inputs if t.requires_grad] + level_params
+                    got = torch.autograd.grad(out, wanted, grads[i], allow_unused=True)
+                    got = dict(zip(map(id, wanted), got))
+                    # Route input gradients: down -> finer level of this column (or x), up / prev -> previous column.
+                    if i == 0:
+                        grad_x = _add(grad_x, got.get(id(down)))
+                    else:
+                        grads[i - 1] = _add(grads[i - 1], got.get(id(down)))
+                    if up is not None:
+                        prev_grads[i + 1] = _add(prev_grads[i + 1], got.get(id(up)))
+                    if not first:
+                        prev_grads[i] = _add(prev_grads[i], got.get(id(prev[i])))
+                    for p in level_params:
+                        j = index_of[id(p)]
+                        param_grads[j] = _add(param_grads[j], got.get(id(p)))
+                    del body, out, got
+                if not first:
+                    states = [s.detach() for s in prev]
+                    grads = [torch.zeros_like(s) if g is None else g for s, g in zip(states, prev_grads)]
+        ctx.columns = ctx.params = ctx.rng = None
+        return (None, None, grad_x, *param_grads)
+
+
+def _add(total: torch.Tensor | None, value: torch.Tensor | None) -> torch.Tensor | None:
+    """Sum two optional gradients."""
+    if value is None:
+        return total
+    return value if total is None else total + value
+
+
+@torch.no_grad()
+def reconstruct_states(
+    columns: Sequence[Column], x: torch.Tensor, last: Sequence[torch.Tensor]
+) -> list[list[torch.Tensor]]:
+    """Recover every column's states from the stem output and the last column, as the reverse pass does.
+
+    Used to measure reconstruction error against the true forward activations. DropPath must be inactive (eval
+    mode or p = 0), since no RNG state is replayed here.
+
+    Args:
+        columns (Sequence[Column]): The columns, first to last.
+        x (torch.Tensor): Stem output.
+        last (Sequence[torch.Tensor]): The last column's four states.
+
+    Returns:
+        (list[list[torch.Tensor]]): States of columns 1..N (the last one is ``last`` itself).
+    """
+    result = [list(last)]
+    for k in reversed(range(1, len(columns))):
+        column, states = columns[k], result[0]
+        prev: list[torch.Tensor | None] = [None] * NUM_LEVELS
+        for i in reversed(range(NUM_LEVELS)):
+            down = x if i == 0 else states[i - 1]
+            up = None if i == NUM_LEVELS - 1 else prev[i + 1]
+            body = column.levels[i](down, up).to(down.dtype)
+            prev[i] = column.alphas[i].inverse(states[i] - body)
+        result.insert(0, prev)
+    return result
