@@ -150,7 +150,8 @@ class RevCol(nn.Module):
             (list[torch.Tensor]): The last column's maps, (N, channels[i], H / 2**(i+2), W / 2**(i+2)) for i=0..3.
         """
         h, w = x.shape[-2:]
-        if h % MAX_STRIDE or w % MAX_STRIDE:
+        # Skipped while tracing: there the sizes are symbolic and the exporter has already fixed valid ones.
+        if not torch.jit.is_tracing() and (h % MAX_STRIDE or w % MAX_STRIDE):
             raise ValueError(
                 f"RevCol input height and width must be multiples of {MAX_STRIDE}, got {int(h)}x{int(w)}; "
                 f"pad or resize the input (Ultralytics does this when imgsz is a multiple of {MAX_STRIDE})"

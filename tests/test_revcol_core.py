@@ -1,0 +1,235 @@
+"""RevCol core: shapes, reversible gradients equal to plain autograd, memory, autocast, errors, export."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import relative_error, saved_bytes
+
+from yolo_revcol import RevCol
+from yolo_revcol.nn import ChannelScale, LayerNorm2d, ReversibleScale
+
+STRIDES = (4, 8, 16, 32)
+
+
+def perturb(model: torch.nn.Module, scale: float = 0.3, seed: int = 0) -> torch.nn.Module:
+    """Give layer scales and alphas trained-looking values (the defaults make columns nearly trivial)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, ReversibleScale):
+                m.weight.copy_(0.3 + 0.7 * torch.rand(m.weight.shape, generator=g).to(m.weight.dtype))
+            elif isinstance(m, ChannelScale):
+                m.weight.copy_(scale * torch.randn(m.weight.shape, generator=g).to(m.weight.dtype))
+    return model
+
+
+def run_step(model: RevCol, x: torch.Tensor, weights: list[torch.Tensor], seed: int = 1):
+    """One forward/backward with a fixed RNG seed; return outputs, input grad and parameter grads."""
+    model.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_()
+    torch.manual_seed(seed)
+    out = model(x)
+    loss = sum((o.float() * w).sum() for o, w in zip(out, weights))
+    loss.backward()
+    grads = [x.grad] + [p.grad for p in model.parameters()]
+    return [o.detach() for o in out], grads
+
+
+def loss_weights(cfg: dict, n: int, size: int, dtype=torch.float32) -> list[torch.Tensor]:
+    """Random weights that turn the four outputs into a scalar loss."""
+    g = torch.Generator().manual_seed(123)
+    return [torch.randn(n, c, size // s, size // s, generator=g).to(dtype) for c, s in zip(cfg["channels"], STRIDES)]
+
+
+def test_output_shapes_and_channels(tiny_cfg):
+    model = RevCol(**tiny_cfg)
+    out = model(torch.randn(2, 3, 64, 96))
+    assert [tuple(o.shape) for o in out] == [(2, c, 64 // s, 96 // s) for c, s in zip(tiny_cfg["channels"], STRIDES)]
+    assert model.channels == tiny_cfg["channels"]
+    assert len(model.columns) == tiny_cfg["columns"]
+    assert model.columns[0].alphas is None and all(c.alphas is not None for c in model.columns[1:])
+
+
+@pytest.mark.parametrize(
+    "dtype, tol, checkpoint_every",
+    [(torch.float64, 1e-9, 0), (torch.float32, 1e-4, 0), (torch.float64, 1e-9, 2)],
+)
+def test_reversible_gradients_equal_plain(tiny_cfg, dtype, tol, checkpoint_every):
+    cfg = dict(tiny_cfg, columns=4, drop_path=0.3, checkpoint_every=checkpoint_every)
+    model = perturb(RevCol(**cfg)).to(dtype).train()
+    x = torch.randn(3, 3, 64, 64, dtype=dtype)
+    weights = loss_weights(cfg, 3, 64, dtype)
+
+    model.reversible = False
+    out_plain, g_plain = run_step(model, x, weights)
+    model.reversible = True
+    out_rev, g_rev = run_step(model, x, weights)
+
+    assert all(g is not None for g in g_rev)
+    assert relative_error(out_plain, out_rev) == 0.0  # same ops, same masks: the forward is bit-identical
+    assert relative_error(g_plain, g_rev) <= tol
+    # DropPath really dropped something, and the reversible path replayed the same masks.
+    model.reversible = False
+    _, g_other_seed = run_step(model, x, weights, seed=2)
+    assert relative_error(g_plain, g_other_seed) > 1e-3
+
+
+def test_reversible_function_is_used_only_when_training(tiny_cfg):
+    model = RevCol(**tiny_cfg).train()
+    x = torch.randn(1, 3, 64, 64)
+    assert type(model(x)[0].grad_fn).__name__ == "ReversibleColumnsBackward"
+    model.reversible = False
+    assert type(model(x)[0].grad_fn).__name__ != "ReversibleColumnsBackward"
+    model.reversible = True
+    with torch.no_grad():
+        assert model(x)[0].grad_fn is None
+    model.eval()
+    assert type(model(x)[0].grad_fn).__name__ != "ReversibleColumnsBackward"
+
+
+def test_saved_memory_does_not_grow_with_columns():
+    cfg = dict(c1=3, channels=[16, 32, 64, 128], layers=[1, 1, 3, 1])
+    x = torch.randn(2, 3, 128, 128)
+
+    def measure(columns: int, reversible: bool) -> int:
+        model = RevCol(**cfg, columns=columns, reversible=reversible).train()
+        return saved_bytes(lambda: model(x))
+
+    rev2, rev4, rev8 = (measure(n, True) for n in (2, 4, 8))
+    plain4 = measure(4, False)
+    assert rev8 <= 1.25 * rev2
+    assert rev4 <= 0.10 * plain4
+    # Checkpoints trade memory for accuracy: each one keeps a column's states.
+    model = RevCol(**cfg, columns=8, checkpoint_every=2).train()
+    assert saved_bytes(lambda: model(x)) > rev8
+
+
+def test_bf16_autocast_keeps_states_and_alpha_float32(tiny_cfg):
+    cfg = dict(tiny_cfg, columns=3)
+    model = perturb(RevCol(**cfg)).train()
+    x = torch.randn(2, 3, 64, 64)
+    weights = loss_weights(cfg, 2, 64)
+    grads = {}
+    for reversible in (False, True):
+        model.reversible = reversible
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, grads[reversible] = run_step(model, x, weights)
+        assert all(o.dtype == torch.float32 for o in out)
+    assert all(m.weight.dtype == torch.float32 for m in model.modules() if isinstance(m, ReversibleScale))
+    # bf16 recomputation differs from the forward only by rounding of the reconstructed states.
+    assert relative_error(grads[False], grads[True]) < 5e-2
+
+
+def test_layernorm_statistics_in_float32():
+    norm = LayerNorm2d(4)
+    x = (torch.randn(1, 4, 3, 3) * 0.01 + 300.0).to(torch.bfloat16)
+    y = norm(x)
+    reference = torch.nn.functional.layer_norm(x.float().permute(0, 2, 3, 1), (4,), eps=norm.eps).permute(0, 3, 1, 2)
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), reference.to(torch.bfloat16).float(), rtol=1e-2, atol=1e-2)
+
+
+def test_half_model_runs_without_autocast(tiny_cfg):
+    model = RevCol(**tiny_cfg).eval().to(torch.bfloat16)  # what .half() does to a validation model, on CPU
+    out = model(torch.randn(1, 3, 64, 64, dtype=torch.bfloat16))
+    assert all(o.dtype == torch.bfloat16 and torch.isfinite(o.float()).all() for o in out)
+
+
+def test_alpha_bounded_away_from_zero_without_inplace_writes():
+    alpha = ReversibleScale(4)
+    assert torch.equal(alpha.weight, torch.full((4,), 0.5))
+    with torch.no_grad():
+        alpha.weight.copy_(torch.tensor([0.0, 1e-5, -1e-5, -2.0]))
+    before = alpha.weight.clone()
+    x = torch.ones(1, 4, 1, 1)
+    y = alpha(x).flatten()
+    torch.testing.assert_close(y, torch.tensor([1e-3, 1e-3, -1e-3, -2.0]))
+    assert torch.equal(alpha.weight, before)  # forward never writes the parameter
+    torch.testing.assert_close(alpha.inverse(alpha(x)), x)
+    alpha(x).sum().backward()
+    assert torch.equal(alpha.weight.grad, torch.ones(4))  # straight-through: gradients reach clamped channels
+
+
+def test_scales_are_1d_and_not_weight_decayed_by_ultralytics():
+    from types import SimpleNamespace
+
+    from ultralytics.engine.trainer import BaseTrainer
+
+    model = RevCol(3, [8, 16, 24, 32], [1, 1, 1, 1], columns=2)
+    scales = {id(m.weight) for m in model.modules() if isinstance(m, ChannelScale)}
+    assert scales and all(m.weight.ndim == 1 for m in model.modules() if isinstance(m, ChannelScale))
+    holder = torch.nn.Module()
+    holder.model = torch.nn.ModuleList([model])  # MuSGD looks up the detection head as model.model[-1]
+    fake = SimpleNamespace(args=SimpleNamespace(), data={})
+    for name in ("SGD", "MuSGD"):
+        optimizer = BaseTrainer.build_optimizer(fake, holder, name=name, lr=0.01, decay=5e-4)
+        for group in optimizer.param_groups:
+            ids = {id(p) for p in group["params"]}
+            if ids & scales:
+                assert group["weight_decay"] == 0.0 and not group.get("use_muon", False)
+
+
+def test_second_backward_and_double_backward_raise(tiny_cfg):
+    model = RevCol(**tiny_cfg).train()
+    x = torch.randn(1, 3, 64, 64, requires_grad=True)
+    loss = sum(o.sum() for o in model(x))
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="only once per forward"):
+        loss.backward()
+
+    loss = sum(o.sum() for o in model(x))
+    with pytest.raises(RuntimeError, match="double backward"):
+        torch.autograd.grad(loss, x, create_graph=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(channels=[8, 16, 32]), "'channels' must be a list of 4"),
+        (dict(channels=[8, 16, 0, 32]), "'channels' must hold integers >= 1"),
+        (dict(layers=[1, 1, 1, 1, 1]), "'layers' must be a list of 4"),
+        (dict(layers=[1, -1, 1, 1]), "'layers' must hold integers >= 1"),
+        (dict(layers="1111"), "'layers' must be a list of 4"),
+        (dict(columns=0), "'columns' must be an integer >= 1, got 0"),
+        (dict(columns=2.5), "'columns' must be an integer >= 1, got 2.5"),
+        (dict(kernel=4), "'kernel' must be odd, got 4"),
+        (dict(kernel=-3), "'kernel' must be an integer >= 1, got -3"),
+        (dict(c1=0), "'c1' must be an integer >= 1, got 0"),
+        (dict(mlp_ratio=0), "'mlp_ratio' must be a number > 0, got 0"),
+        (dict(drop_path=1.0), "'drop_path' must be a number in \\[0, 1\\), got 1.0"),
+        (dict(reversible="yes"), "'reversible' must be true or false, got 'yes'"),
+        (dict(checkpoint_every=-1), "'checkpoint_every' must be an integer >= 0, got -1"),
+    ],
+)
+def test_bad_arguments_name_argument_and_value(tiny_cfg, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RevCol(**dict(tiny_cfg, **kwargs))
+
+
+def test_input_not_multiple_of_32_is_rejected(tiny_cfg):
+    model = RevCol(**tiny_cfg)
+    with pytest.raises(ValueError, match="multiples of 32, got 64x70"):
+        model(torch.randn(1, 3, 64, 70))
+
+
+def test_torchscript_trace_matches_eager(tiny_cfg, tmp_path):
+    model = perturb(RevCol(**tiny_cfg)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    traced = torch.jit.trace(model, x, strict=False)
+    traced.save(str(tmp_path / "revcol.torchscript"))
+    loaded = torch.jit.load(str(tmp_path / "revcol.torchscript"))
+    for a, b in zip(model(x), loaded(x)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_export_matches_eager(tiny_cfg, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    model = perturb(RevCol(**tiny_cfg)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    path = tmp_path / "revcol.onnx"
+    names = [f"p{i}" for i in range(2, 6)]
+    torch.onnx.export(model, (x,), str(path), input_names=["images"], output_names=names, dynamo=False, opset_version=17)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for a, b in zip(model(x), session.run(names, {"images": x.numpy()})):
+        torch.testing.assert_close(a, torch.from_numpy(b), rtol=1e-4, atol=1e-4)
