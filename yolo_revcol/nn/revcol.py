@@ -99,6 +99,28 @@ class RevCol(nn.Module):
     ):
         """Validate the arguments and build the stem and columns."""
         super().__init__()
+        c1, channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every = self.check_args(
+            c1, channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every
+        )
+        self.channels = channels
+        self.reversible = reversible
+        self.checkpoint_every = checkpoint_every
+        self.stem = Stem(c1, channels[0])
+        rates = torch.linspace(0, drop_path, sum(layers)).tolist()
+        self.columns = nn.ModuleList(
+            Column(channels, layers, kernel, mlp_ratio, rates, first=k == 0) for k in range(columns)
+        )
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def check_args(
+        c1, channels, layers, columns, kernel=3, mlp_ratio=4, drop_path=0.0, reversible=True, checkpoint_every=0
+    ) -> tuple:
+        """Validate constructor arguments and return them normalised, in signature order.
+
+        Raises:
+            ValueError: Naming the first bad argument and its value.
+        """
         c1 = _check_int("c1", c1)
         channels = _check_levels("channels", channels)
         layers = _check_levels("layers", layers)
@@ -113,16 +135,7 @@ class RevCol(nn.Module):
         if not isinstance(reversible, bool):
             raise ValueError(f"RevCol argument 'reversible' must be true or false, got {reversible!r}")
         checkpoint_every = _check_int("checkpoint_every", checkpoint_every, minimum=0)
-
-        self.channels = channels
-        self.reversible = reversible
-        self.checkpoint_every = checkpoint_every
-        self.stem = Stem(c1, channels[0])
-        rates = torch.linspace(0, drop_path, sum(layers)).tolist()
-        self.columns = nn.ModuleList(
-            Column(channels, layers, kernel, float(mlp_ratio), rates, first=k == 0) for k in range(columns)
-        )
-        self.apply(self._init_weights)
+        return c1, channels, layers, columns, kernel, float(mlp_ratio), float(drop_path), reversible, checkpoint_every
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:

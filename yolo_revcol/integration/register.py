@@ -1,0 +1,76 @@
+"""Register RevCol with Ultralytics: YAML module names, argument scaling, and the safe-load allow-list.
+
+Nothing in Ultralytics is edited or copied. ``register()`` adds RevCol to the namespace in which ``parse_model``
+resolves YAML module names, wraps ``parse_model`` so RevCol rows are expanded first (see ``yaml_args``), and adds
+the package's module classes to torch's safe-globals so checkpoints load under ``ULTRALYTICS_SAFE_LOAD=1``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import re
+
+import torch
+
+from .. import nn as revcol_nn
+from .yaml_args import expand_revcol_rows
+
+__all__ = ("SUPPORTED_ULTRALYTICS", "UnsupportedUltralyticsError", "check_ultralytics_version", "register")
+
+SUPPORTED_ULTRALYTICS = ("8.4.0", "8.5.0")  # [lowest, first unsupported); keep in step with pyproject.toml
+_MARK = "_yolo_revcol_wrapped"
+
+
+class UnsupportedUltralyticsError(RuntimeError):
+    """The installed Ultralytics is outside the range this package supports."""
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    """Numeric release part of a version string, e.g. '8.4.190' -> (8, 4, 190), '8.5.0rc1' -> (8, 5, 0)."""
+    match = re.match(r"\d+(\.\d+)*", version.strip())
+    return tuple(int(p) for p in match.group(0).split(".")) if match else ()
+
+
+def check_ultralytics_version(version: str) -> None:
+    """Raise UnsupportedUltralyticsError unless ``version`` lies in SUPPORTED_ULTRALYTICS."""
+    low, high = SUPPORTED_ULTRALYTICS
+    if not _version_tuple(low) <= _version_tuple(version) < _version_tuple(high):
+        raise UnsupportedUltralyticsError(
+            f"yolo-revcol supports ultralytics>={low},<{high}, but ultralytics {version} is installed; "
+            f"install a supported release with: pip install 'ultralytics>={low},<{high}'"
+        )
+
+
+def module_classes() -> list[type]:
+    """Every nn.Module class defined by the package (what checkpoints may pickle)."""
+    return [
+        obj
+        for obj in vars(revcol_nn).values()
+        if inspect.isclass(obj) and issubclass(obj, torch.nn.Module) and obj.__module__.startswith("yolo_revcol.")
+    ]
+
+
+def register() -> None:
+    """Make Ultralytics understand RevCol model YAMLs and checkpoints. Safe to call any number of times.
+
+    Raises:
+        UnsupportedUltralyticsError: If the installed Ultralytics version is not supported.
+    """
+    import ultralytics
+    from ultralytics.nn import tasks
+
+    check_ultralytics_version(ultralytics.__version__)
+    tasks.RevCol = revcol_nn.RevCol  # parse_model resolves YAML module names in this namespace
+    if not getattr(tasks.parse_model, _MARK, False):
+        original = tasks.parse_model
+
+        @functools.wraps(original)
+        def parse_model(d, ch, verbose=True):
+            """Expand RevCol rows for the model's scale, then build with Ultralytics' own parse_model."""
+            return original(expand_revcol_rows(d, ch), ch, verbose)
+
+        setattr(parse_model, _MARK, True)
+        tasks.parse_model = parse_model
+    if hasattr(torch.serialization, "add_safe_globals"):
+        torch.serialization.add_safe_globals(module_classes())
