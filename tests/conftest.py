@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
 
-# Never let Ultralytics reach the network or write settings into the user's home during tests.
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("ULTRALYTICS_OFFLINE", "1")
+# Never let Ultralytics reach the network or write settings into the user's home during tests; subprocesses
+# inherit these.
+os.environ["YOLO_OFFLINE"] = "1"
+if "YOLO_CONFIG_DIR" not in os.environ:
+    os.environ["YOLO_CONFIG_DIR"] = tempfile.mkdtemp(prefix="yolo_revcol_tests_cfg_")
+    atexit.register(shutil.rmtree, os.environ["YOLO_CONFIG_DIR"], ignore_errors=True)
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+ROOT = Path(__file__).resolve().parents[1]
+CFG = ROOT / "cfg"
+BIN = Path(sys.executable).parent
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
@@ -39,3 +53,26 @@ def relative_error(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 def tiny_cfg() -> dict:
     """A small RevCol configuration that runs in milliseconds on CPU."""
     return dict(c1=3, channels=[8, 16, 24, 32], layers=[1, 1, 2, 1], columns=3, kernel=3, mlp_ratio=2)
+
+
+def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run a command, failing the test with its output when it exits non-zero."""
+    proc = subprocess.run(
+        cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, cmd))} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A small synthetic detection dataset (8 train, 4 val images at 64 px) and its YAML; returns the YAML path."""
+    from yolo_revcol.data.synthetic import CLASS_NAMES, generate_detection_dataset
+
+    root = tmp_path_factory.mktemp("data") / "shapes"
+    generate_detection_dataset(root, train=8, val=4, imgsz=64, seed=0)
+    names = "".join(f"  {i}: {n}\n" for i, n in enumerate(CLASS_NAMES))
+    yaml_path = root.parent / "shapes.yaml"
+    yaml_path.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n{names}")
+    return yaml_path

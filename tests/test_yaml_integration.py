@@ -1,0 +1,161 @@
+"""Registration into Ultralytics' YAML parser: scaling, channel bookkeeping, options, and error messages."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import yaml
+from conftest import CFG
+
+from yolo_revcol import RevCol
+from yolo_revcol.integration import register as reg
+from yolo_revcol.integration.yaml_args import ModelYAMLError
+
+SCALES = "nsmlx"
+
+
+@pytest.fixture(scope="module")
+def base_yaml() -> dict:
+    """The shipped yolov8-revcol model dictionary."""
+    return yaml.safe_load((CFG / "yolov8-revcol.yaml").read_text())
+
+
+def build(d: dict, scale: str = "n", ch: int = 3):
+    """Build a DetectionModel from a model dictionary for one scale."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    reg.register()
+    return DetectionModel(dict(copy.deepcopy(d), scale=scale), ch=ch, verbose=False)
+
+
+def scaled(c: int, width: float, max_channels: int) -> int:
+    """Ultralytics' channel scaling, written out independently for the assertions."""
+    return math.ceil(min(c, max_channels) * width / 8) * 8
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_every_scale_builds_with_scaled_arguments(base_yaml, scale):
+    model = build(base_yaml, scale)
+    revcol = model.model[0]
+    assert isinstance(revcol, RevCol)
+    depth, width, max_channels = base_yaml["scales"][scale]
+    args = base_yaml["backbone"][0][3]
+    assert revcol.channels == [scaled(c, width, max_channels) for c in args[0]]
+    blocks = [len(level.blocks) for level in revcol.columns[0].levels]
+    assert blocks == [max(round(n * depth), 1) if n > 1 else n for n in args[1]]
+    assert len(revcol.columns) == args[2][scale]
+    assert revcol.reversible is True
+    # The Index rows report RevCol's channels, so SPPF and the neck are built for them.
+    assert model.model[4].cv1.conv.in_channels == revcol.channels[3]
+    assert model.stride.tolist() == [8.0, 16.0, 32.0]
+    boxes = model.eval()(torch.zeros(1, 3, 64, 64))[0]
+    assert boxes.shape == (1, 4 + base_yaml["nc"], 8 * 8 + 4 * 4 + 2 * 2)
+
+
+def test_scale_from_file_name_and_info(caplog):
+    from ultralytics import YOLO
+
+    model = YOLO(str(CFG / "yolov8s-revcol.yaml"))
+    assert model.model.yaml["scale"] == "s"
+    n_layers, n_params, _, gflops = model.info()
+    assert n_params == sum(p.numel() for p in model.model.parameters()) and gflops > 0
+    assert "YOLOv8s-revcol summary" in caplog.text
+
+
+def test_single_channel_input(base_yaml):
+    model = build(base_yaml, "n", ch=1)
+    assert model.model[0].stem.conv.in_channels == 1
+
+
+def test_reversible_can_be_switched_off_from_yaml(base_yaml):
+    d = copy.deepcopy(base_yaml)
+    d["backbone"][0][3][-1] = {"reversible": False, "checkpoint_every": 0}
+    assert build(d).model[0].reversible is False
+
+
+def test_registration_is_idempotent():
+    from ultralytics.nn import tasks
+
+    reg.register()
+    first = tasks.parse_model
+    reg.register()
+    assert tasks.parse_model is first
+    assert not getattr(first.__wrapped__, reg._MARK, False)  # wrapped exactly once
+
+
+def test_unsupported_ultralytics_version_is_named(monkeypatch):
+    import ultralytics
+
+    monkeypatch.setattr(ultralytics, "__version__", "8.5.1")
+    with pytest.raises(reg.UnsupportedUltralyticsError, match=r"ultralytics>=8\.4\.0,<8\.5\.0.*8\.5\.1 is installed"):
+        reg.register()
+
+
+def test_yaml_without_revcol_is_untouched():
+    from yolo_revcol.integration.yaml_args import expand_revcol_rows
+
+    d = {"backbone": [[-1, 1, "Conv", [64, 3, 2]]], "head": []}
+    assert expand_revcol_rows(d, 3) is d
+
+
+def edit(d: dict, layer: int, value) -> dict:
+    """Copy of ``d`` whose backbone row ``layer`` is replaced by ``value``."""
+    d = copy.deepcopy(d)
+    d["backbone"][layer] = value
+    return d
+
+
+def edit_args(d: dict, **changes) -> dict:
+    """Copy of ``d`` with some RevCol positional arguments replaced (by position name)."""
+    d = copy.deepcopy(d)
+    names = ["channels", "layers", "columns", "kernel", "mlp_ratio", "drop_path"]
+    for k, v in changes.items():
+        d["backbone"][0][3][names.index(k)] = v
+    return d
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda d: edit_args(d, channels=[64, 128, 256]), r"layer 0 \(RevCol\).*'channels' must be a list of 4.*\[64, 128, 256\]"),
+        (lambda d: edit_args(d, layers=[3, 3, "9", 3]), r"layer 0 \(RevCol\).*'layers' must hold integers >= 1.*'9'"),
+        (lambda d: edit_args(d, kernel=4), r"layer 0 \(RevCol\).*'kernel' must be odd, got 4"),
+        (lambda d: edit_args(d, mlp_ratio="big"), r"layer 0 \(RevCol\).*'mlp_ratio' must be a number > 0, got 'big'"),
+        (lambda d: edit_args(d, drop_path=1.5), r"layer 0 \(RevCol\).*'drop_path' must be a number in \[0, 1\), got 1.5"),
+        (lambda d: edit_args(d, columns={"s": 2}), r"layer 0 \(RevCol\): argument 'columns' \{'s': 2\} has no entry for scale 'n'"),
+        (lambda d: edit_args(d, columns=0), r"layer 0 \(RevCol\).*'columns' must be an integer >= 1, got 0"),
+        (
+            lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, {"reversable": False}]]),
+            r"layer 0 \(RevCol\): unknown option 'reversable' \(value False\)",
+        ),
+        (
+            lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, {"reversible": "no"}]]),
+            r"layer 0 \(RevCol\).*'reversible' must be true or false, got 'no'",
+        ),
+        (
+            lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1]]]),
+            r"layer 0 \(RevCol\): missing required argument\(s\) columns",
+        ),
+        (
+            lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, 3, 4, 0.0, True, 0, 9]]),
+            r"layer 0 \(RevCol\): takes at most 8 positional arguments",
+        ),
+        (lambda d: edit(d, 1, [0, 1, "Index", [256, 1]]), r"layer 1 \(Index\): channels 256 do not match RevCol level 1, which has 128"),
+        (lambda d: edit(d, 1, [0, 1, "Index", [128, 4]]), r"layer 1 \(Index\): index 4 is out of range"),
+        (lambda d: edit(d, 1, [0, 1, "Conv", [128, 3, 2]]), r"layer 1 \(Conv\): takes RevCol layer 0's list of maps directly"),
+    ],
+)
+def test_bad_revcol_rows_name_layer_argument_and_value(base_yaml, change, match):
+    with pytest.raises(ModelYAMLError, match=match):
+        build(change(base_yaml))
+
+
+def test_revcol_must_be_first_layer(base_yaml):
+    d = copy.deepcopy(base_yaml)
+    d["backbone"].insert(0, [-1, 1, "Conv", [3, 1, 1]])
+    d["backbone"][1][0] = -1
+    with pytest.raises(ModelYAMLError, match=r"layer 1 \(RevCol\): RevCol must be layer 0 with from=-1"):
+        build(d)
