@@ -1,0 +1,26 @@
+"""The ``yolo-revcol`` console command: ``yolo-revcol compare ...``, ``yolo-revcol data ...``."""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = {
+    "compare": ("yolo_revcol.tools.compare", "params/GFLOPs of RevCol YOLO models vs stock Ultralytics models"),
+    "data": ("yolo_revcol.data.synthetic", "generate the embedded synthetic detection dataset"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to a sub-command's ``main``."""
+    import importlib
+
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in {"-h", "--help", "help"} or argv[0] not in COMMANDS:
+        usage = "\n".join(f"  {name:<10}{text}" for name, (_, text) in COMMANDS.items())
+        print(f"usage: yolo-revcol <command> [options]\n\ncommands:\n{usage}")
+        return 0 if argv and argv[0] in {"-h", "--help", "help"} else 2
+    return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:]) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
