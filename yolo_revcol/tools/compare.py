@@ -71,7 +71,7 @@ def table_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
     return rows
 
 
-def plot(pairs: list[tuple[Summary, Summary]], path: Path) -> None:
+def plot(pairs: list[tuple[Summary, Summary]], family: str, path: Path) -> None:
     """Side-by-side bars of parameters and GFLOPs per scale."""
     import matplotlib
 
@@ -86,8 +86,8 @@ def plot(pairs: list[tuple[Summary, Summary]], path: Path) -> None:
         scale = 1e6 if key == "params" else 1.0
         stock = [getattr(s, key) / scale for s, _ in pairs]
         ours = [getattr(o, key) / scale for _, o in pairs]
-        ax.bar(x - w / 2, stock, w, label=pairs[0][0].name[:-1] + " (stock)")
-        bars = ax.bar(x + w / 2, ours, w, label=pairs[0][1].name.replace(pairs[0][1].name[len("yolov8")], "", 1))
+        ax.bar(x - w / 2, stock, w, label=f"{family} (stock)")
+        bars = ax.bar(x + w / 2, ours, w, label=f"{family}-revcol")
         for bar, s, o in zip(bars, stock, ours):
             ax.annotate(f"{o / s:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
         ax.set_xticks(x, scales)
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     stem.parent.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".md").write_text(note + "\n" + table)
     write_csv(stem.with_suffix(".csv"), HEADER, rows)
-    plot(pairs, stem.with_suffix(".png"))
+    plot(pairs, args.family, stem.with_suffix(".png"))
     print(f"wrote {stem}.md, {stem}.csv, {stem}.png")
     if args.readme and not replace_block(args.readme, f"compare-{args.family}", note + "\n" + table):
         print(f"no <!-- compare-{args.family}:start --> block in {args.readme}; left it unchanged")
