@@ -21,6 +21,13 @@ if "YOLO_CONFIG_DIR" not in os.environ:
     atexit.register(shutil.rmtree, os.environ["YOLO_CONFIG_DIR"], ignore_errors=True)
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+
+def pytest_configure(config):
+    """Fonts Ultralytics would otherwise try to download go into the tests' private config folder."""
+    from yolo_revcol.integration.offline import provide_fonts
+
+    provide_fonts(Path(os.environ["YOLO_CONFIG_DIR"]))
+
 ROOT = Path(__file__).resolve().parents[1]
 CFG = ROOT / "cfg"
 BIN = Path(sys.executable).parent
