@@ -10,7 +10,7 @@ source runs_scripts/setup.sh
 
 EPOCHS="${1:-5}"
 DATA=cfg/datasets/revcol-shapes.yaml
-RUN=runs/demo
+RUN="$PWD/runs/demo"  # absolute: Ultralytics puts relative projects under runs/<task>/
 export YOLO_OFFLINE=1  # nothing here needs the network
 python -m yolo_revcol.integration.offline  # local fonts, so Ultralytics does not try to download Arial.ttf
 

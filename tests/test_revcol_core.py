@@ -200,6 +200,7 @@ def test_second_backward_and_double_backward_raise(tiny_cfg):
         (dict(drop_path=1.0), "'drop_path' must be a number in \\[0, 1\\), got 1.0"),
         (dict(reversible="yes"), "'reversible' must be true or false, got 'yes'"),
         (dict(checkpoint_every=-1), "'checkpoint_every' must be an integer >= 0, got -1"),
+        (dict(layer_scale=0), "'layer_scale' must be a number > 0, got 0"),
     ],
 )
 def test_bad_arguments_name_argument_and_value(tiny_cfg, kwargs, match):

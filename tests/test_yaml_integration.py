@@ -140,8 +140,8 @@ def edit_args(d: dict, **changes) -> dict:
             r"layer 0 \(RevCol\): missing required argument\(s\) columns",
         ),
         (
-            lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, 3, 4, 0.0, True, 0, 9]]),
-            r"layer 0 \(RevCol\): takes at most 8 positional arguments",
+            lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, 3, 4, 0.0, True, 0, 1e-6, 9]]),
+            r"layer 0 \(RevCol\): takes at most 9 positional arguments",
         ),
         (lambda d: edit(d, 1, [0, 1, "Index", [256, 1]]), r"layer 1 \(Index\): channels 256 do not match RevCol level 1, which has 128"),
         (lambda d: edit(d, 1, [0, 1, "Index", [128, 4]]), r"layer 1 \(Index\): index 4 is out of range"),

@@ -9,7 +9,8 @@ channels as their input channels. This module rewrites a model dictionary before
 * every ``Index`` row that selects one of RevCol's maps gets that map's scaled channel count, so the stock neck
   and head are built with the right input channels.
 
-A RevCol row reads ``[channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every]``
+A RevCol row reads ``[channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every,
+layer_scale]``
 (only the first three are required); a trailing mapping may give any optional ones by name, e.g.
 ``[[64, 128, 256, 512], [3, 3, 9, 3], {n: 2, s: 2, m: 3, l: 3, x: 3}, {reversible: false}]``. ``columns`` is an
 integer (every scale) or a mapping from scale name to integer.
@@ -27,7 +28,17 @@ from ..nn.revcol import RevCol
 __all__ = ("ModelYAMLError", "REVCOL_MODULES", "expand_revcol_rows")
 
 REVCOL_MODULES = frozenset({"RevCol"})  # YAML module names handled here
-ARG_NAMES = ("channels", "layers", "columns", "kernel", "mlp_ratio", "drop_path", "reversible", "checkpoint_every")
+ARG_NAMES = (
+    "channels",
+    "layers",
+    "columns",
+    "kernel",
+    "mlp_ratio",
+    "drop_path",
+    "reversible",
+    "checkpoint_every",
+    "layer_scale",
+)
 REQUIRED = 3
 
 

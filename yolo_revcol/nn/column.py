@@ -119,6 +119,7 @@ class Column(nn.Module):
         mlp_ratio (float): MLP expansion ratio.
         drop_path (Sequence[float]): DropPath probability of every block, levels concatenated.
         first (bool): Whether this is the network's first column.
+        layer_scale (float): Initial layer-scale value of the blocks.
     """
 
     def __init__(
@@ -129,6 +130,7 @@ class Column(nn.Module):
         mlp_ratio: float,
         drop_path: Sequence[float],
         first: bool,
+        layer_scale: float = 1e-6,
     ):
         """Build the four levels and, after the first column, the four alphas."""
         super().__init__()
@@ -143,6 +145,7 @@ class Column(nn.Module):
                 mlp_ratio,
                 drop_path[starts[i] : starts[i] + layers[i]],
                 has_up=not first and i < NUM_LEVELS - 1,
+                layer_scale=layer_scale,
             )
             for i in range(NUM_LEVELS)
         )

@@ -78,6 +78,8 @@ class RevCol(nn.Module):
         checkpoint_every (int): With reversible training, also keep every K-th column's states so reconstruction
             restarts from exact values every K columns (0: keep none; memory then grows by one column's
             states per checkpoint).
+        layer_scale (float): Initial value of the blocks' layer scale (1e-6 in ConvNeXt and RevCol; larger values
+            switch the blocks on from the start, which short from-scratch schedules need).
 
     Examples:
         >>> model = RevCol(3, [16, 32, 64, 128], [1, 1, 3, 1], columns=2)
@@ -96,11 +98,14 @@ class RevCol(nn.Module):
         drop_path: float = 0.0,
         reversible: bool = True,
         checkpoint_every: int = 0,
+        layer_scale: float = 1e-6,
     ):
         """Validate the arguments and build the stem and columns."""
         super().__init__()
-        c1, channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every = self.check_args(
-            c1, channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every
+        c1, channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every, layer_scale = (
+            self.check_args(
+                c1, channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every, layer_scale
+            )
         )
         self.channels = channels
         self.reversible = reversible
@@ -108,13 +113,23 @@ class RevCol(nn.Module):
         self.stem = Stem(c1, channels[0])
         rates = torch.linspace(0, drop_path, sum(layers)).tolist()
         self.columns = nn.ModuleList(
-            Column(channels, layers, kernel, mlp_ratio, rates, first=k == 0) for k in range(columns)
+            Column(channels, layers, kernel, mlp_ratio, rates, first=k == 0, layer_scale=layer_scale)
+            for k in range(columns)
         )
         self.apply(self._init_weights)
 
     @staticmethod
     def check_args(
-        c1, channels, layers, columns, kernel=3, mlp_ratio=4, drop_path=0.0, reversible=True, checkpoint_every=0
+        c1,
+        channels,
+        layers,
+        columns,
+        kernel=3,
+        mlp_ratio=4,
+        drop_path=0.0,
+        reversible=True,
+        checkpoint_every=0,
+        layer_scale=1e-6,
     ) -> tuple:
         """Validate constructor arguments and return them normalised, in signature order.
 
@@ -135,7 +150,20 @@ class RevCol(nn.Module):
         if not isinstance(reversible, bool):
             raise ValueError(f"RevCol argument 'reversible' must be true or false, got {reversible!r}")
         checkpoint_every = _check_int("checkpoint_every", checkpoint_every, minimum=0)
-        return c1, channels, layers, columns, kernel, float(mlp_ratio), float(drop_path), reversible, checkpoint_every
+        if isinstance(layer_scale, bool) or not isinstance(layer_scale, Real) or layer_scale <= 0:
+            raise ValueError(f"RevCol argument 'layer_scale' must be a number > 0, got {layer_scale!r}")
+        return (
+            c1,
+            channels,
+            layers,
+            columns,
+            kernel,
+            float(mlp_ratio),
+            float(drop_path),
+            reversible,
+            checkpoint_every,
+            float(layer_scale),
+        )
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
