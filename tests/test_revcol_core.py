@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from conftest import relative_error, saved_bytes
@@ -234,3 +236,29 @@ def test_onnx_export_matches_eager(tiny_cfg, tmp_path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for a, b in zip(model(x), session.run(names, {"images": x.numpy()})):
         torch.testing.assert_close(a, torch.from_numpy(b), rtol=1e-4, atol=1e-4)
+
+
+def test_backward_reports_reconstruction_error_and_warns_when_it_is_large():
+    cfg = dict(c1=3, channels=[8, 16, 24, 32], layers=[1, 1, 1, 1], mlp_ratio=2)
+    x = torch.randn(1, 3, 32, 32)
+
+    def backward(model: RevCol) -> None:
+        sum(o.sum() for o in model(x)).backward()
+
+    small = perturb(RevCol(**cfg, columns=2)).train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        backward(small)
+    assert float(small.reconstruction_error) < 1e-4
+
+    # Many columns in float32 with trained-looking weights: the reverse pass drifts, and says so.
+    deep = perturb(RevCol(**cfg, columns=16), scale=1.0).train()
+    with pytest.warns(RuntimeWarning, match="reconstruction error .* over 16 columns"):
+        backward(deep)
+    assert float(deep.reconstruction_error) > RevCol.RECONSTRUCTION_WARN
+    # Exact checkpoints every 2 columns bound it.
+    deep.checkpoint_every = 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        backward(deep)
+    assert float(deep.reconstruction_error) < 1e-3

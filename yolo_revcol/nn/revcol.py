@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from numbers import Integral, Real
 
@@ -87,6 +88,8 @@ class RevCol(nn.Module):
         [(1, 16, 16, 16), (1, 32, 8, 8), (1, 64, 4, 4), (1, 128, 2, 2)]
     """
 
+    RECONSTRUCTION_WARN = 1e-2  # relative error of the reconstructed first column above which backward warns
+
     def __init__(
         self,
         c1: int,
@@ -110,6 +113,7 @@ class RevCol(nn.Module):
         self.channels = channels
         self.reversible = reversible
         self.checkpoint_every = checkpoint_every
+        self.reconstruction_error: torch.Tensor | None = None  # set by each reversible backward (2+ columns)
         self.stem = Stem(c1, channels[0])
         rates = torch.linspace(0, drop_path, sum(layers)).tolist()
         self.columns = nn.ModuleList(
@@ -173,6 +177,18 @@ class RevCol(nn.Module):
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
+    def _record_reconstruction_error(self, error: torch.Tensor) -> None:
+        """Keep the last reversible backward's reconstruction error; warn when gradients are no longer trustworthy."""
+        self.reconstruction_error = error
+        if float(error) > self.RECONSTRUCTION_WARN:
+            warnings.warn(
+                f"RevCol reversible backward: relative reconstruction error {float(error):.2e} over "
+                f"{len(self.columns)} columns (checkpoint_every={self.checkpoint_every}); gradients are inaccurate. "
+                "Keep exact states more often (e.g. checkpoint_every=2) or set reversible=False.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+
     def uses_reversible_path(self, x: torch.Tensor) -> bool:
         """Whether a forward on ``x`` (the stem output) would go through the reversible autograd function."""
         if not (self.reversible and self.training and torch.is_grad_enabled()):
@@ -201,7 +217,8 @@ class RevCol(nn.Module):
         x = self.stem(x).to(self.stem.conv.weight.dtype)
         if self.uses_reversible_path(x):
             params = [p for p in self.columns.parameters() if p.requires_grad]
-            return list(ReversibleColumns.apply(self.columns, self.checkpoint_every, x, *params))
+            report = self._record_reconstruction_error
+            return list(ReversibleColumns.apply(self.columns, self.checkpoint_every, report, x, *params))
         states = None
         for column in self.columns:
             states = column(x, states)

@@ -18,7 +18,7 @@ being accumulated into ``.grad`` by nested backward calls, so DistributedDataPar
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 
 import torch
@@ -66,14 +66,26 @@ def _uses_dropout(columns: Sequence[Column]) -> bool:
 class ReversibleColumns(torch.autograd.Function):
     """Run columns 1..N keeping only the stem output and column N's states (plus optional checkpoints).
 
-    ``apply(columns, checkpoint_every, x, *params)`` returns column N's four states. ``params`` must be every
-    parameter of ``columns`` that requires grad; their gradients are returned from ``backward``.
+    ``apply(columns, checkpoint_every, report, x, *params)`` returns column N's four states. ``params`` must be
+    every parameter of ``columns`` that requires grad; their gradients are returned from ``backward``.
+
+    The first column depends on the stem output alone, so backward recomputes its finest state exactly and
+    compares it with the one reconstructed through all later columns: that relative error is the true accumulated
+    reconstruction error of the pass. It is handed to ``report`` (a callable, or None) as a 0-d tensor.
     """
 
     @staticmethod
-    def forward(ctx, columns: nn.ModuleList, checkpoint_every: int, x: torch.Tensor, *params: torch.Tensor):
+    def forward(
+        ctx,
+        columns: nn.ModuleList,
+        checkpoint_every: int,
+        report: Callable[[torch.Tensor], None] | None,
+        x: torch.Tensor,
+        *params: torch.Tensor,
+    ):
         """Compute all columns without keeping their activations."""
         ctx.columns = columns
+        ctx.report = report
         ctx.params = params
         ctx.device_type = x.device.type
         ctx.autocast = _autocast_state(x.device.type)
@@ -122,7 +134,7 @@ class ReversibleColumns(torch.autograd.Function):
         param_grads: list[torch.Tensor | None] = [None] * len(ctx.params)
         grads = [torch.zeros_like(s) if g is None else g for s, g in zip(states, grad_states)]
         grad_x = None
-        x_in = x.detach().requires_grad_(ctx.needs_input_grad[2])
+        x_in = x.detach().requires_grad_(ctx.needs_input_grad[3])
 
         enabled, dtype = ctx.autocast
         with torch.enable_grad(), torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled):
@@ -166,12 +178,16 @@ class ReversibleColumns(torch.autograd.Function):
                     for p in level_params:
                         j = index_of[id(p)]
                         param_grads[j] = _add(param_grads[j], got.get(id(p)))
+                    if first and i == 0 and len(columns) > 1 and ctx.report is not None:
+                        with torch.no_grad():  # body = exact first-column state; states[0] = reconstructed one
+                            true = body.float()
+                            ctx.report((states[0].float() - true).norm() / true.norm().clamp_min(1e-30))
                     del body, out, got
                 if not first:
                     states = [s.detach() for s in prev]
                     grads = [torch.zeros_like(s) if g is None else g for s, g in zip(states, prev_grads)]
-        ctx.columns = ctx.params = ctx.rng = None
-        return (None, None, grad_x, *param_grads)
+        ctx.columns = ctx.params = ctx.rng = ctx.report = None
+        return (None, None, None, grad_x, *param_grads)
 
 
 def _add(total: torch.Tensor | None, value: torch.Tensor | None) -> torch.Tensor | None:
