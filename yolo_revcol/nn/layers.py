@@ -39,9 +39,8 @@ class LayerNorm2d(nn.LayerNorm):
             (torch.Tensor): Normalised tensor, same shape and dtype as ``x``.
         """
         y = x.float()
-        mean = y.mean(1, keepdim=True)
-        var = (y - mean).pow(2).mean(1, keepdim=True)
-        y = (y - mean) * torch.rsqrt(var + self.eps)
+        centred = y - y.mean(1, keepdim=True)  # computed once: autograd would save two copies otherwise
+        y = centred * torch.rsqrt(centred.pow(2).mean(1, keepdim=True) + self.eps)
         y = y * self.weight.float().view(-1, 1, 1) + self.bias.float().view(-1, 1, 1)
         return y.to(x.dtype)
 

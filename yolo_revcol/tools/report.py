@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import os
 import platform
 import re
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,14 +29,23 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> No
 
 
 def command_line() -> str:
-    """The command that is running, as a user would retype it."""
+    """The command that is running, as a user would retype it (paths relative to the repository when inside it)."""
+    root = Path(__file__).resolve().parents[2]
+
+    def rel(p: str) -> str:
+        try:
+            return str(Path(p).absolute().relative_to(root))
+        except ValueError:
+            return p
+
     script = Path(sys.argv[0])
-    name = script.name if script.parent.name == "bin" else str(script)
-    return " ".join([name if name != "-c" else "python -c ...", *sys.argv[1:]])
+    if script.parent.name == "bin":  # a console command such as yolo-revcol
+        return shlex.join([script.name, *sys.argv[1:]])
+    return shlex.join([rel(sys.executable), rel(sys.argv[0]), *sys.argv[1:]])
 
 
 def machine() -> str:
-    """A one-line description of the machine and software versions."""
+    """One line on the machine, software versions, torch threads and load (timings depend on all of them)."""
     import torch
     import ultralytics
 
@@ -46,11 +57,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    import os
-
+    load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     return (
-        f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}, torch {torch.__version__}, "
-        f"ultralytics {ultralytics.__version__}"
+        f"{cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}; Python {platform.python_version()}, "
+        f"torch {torch.__version__}, ultralytics {ultralytics.__version__}; load average {load}"
     )
 
 
