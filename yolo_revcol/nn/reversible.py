@@ -151,7 +151,7 @@ class ReversibleColumns(torch.autograd.Function):
                     up = None if first or i == NUM_LEVELS - 1 else prev[i + 1]
                     replay = ctx.rng.replay((k, i)) if ctx.rng is not None else nullcontext()
                     with replay:
-                        body = column.levels[i](down, up).to(down.dtype)
+                        body = column.level_body(i, down, None if first else prev)
                     out, inputs = body, [down] + ([up] if up is not None else [])
                     if not first:
                         alpha = column.alphas[i]
@@ -220,8 +220,7 @@ def reconstruct_states(
         prev: list[torch.Tensor | None] = [None] * NUM_LEVELS
         for i in reversed(range(NUM_LEVELS)):
             down = x if i == 0 else states[i - 1]
-            up = None if i == NUM_LEVELS - 1 else prev[i + 1]
-            body = column.levels[i](down, up).to(down.dtype)
+            body = column.level_body(i, down, prev)
             prev[i] = column.alphas[i].inverse(states[i] - body)
         result.insert(0, prev)
     return result
