@@ -144,7 +144,7 @@ class CheckpointedRevCol(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Return the last column's four states, like ``RevCol.forward``."""
-        x = self.model.stem(x).to(self.model.stem.conv.weight.dtype)
+        x = self.model.stem(x).to(self.model.stem.weight.dtype)
         states: list[torch.Tensor] = []
         for column in self.model.columns:
             # The previous states go in as separate tensor arguments: checkpoint saves top-level tensor arguments
@@ -427,7 +427,7 @@ def measure_rss(cfg: BenchConfig, columns: int, mode: str) -> dict:
 @torch.no_grad()
 def true_states(model: RevCol, img: torch.Tensor) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
     """Run the plain forward (call in eval mode) and return the stem output and every column's four states."""
-    x = model.stem(img).to(model.stem.conv.weight.dtype)
+    x = model.stem(img).to(model.stem.weight.dtype)
     states, every = None, []
     for column in model.columns:
         states = column(x, states)

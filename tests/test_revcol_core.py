@@ -203,6 +203,10 @@ def test_second_backward_and_double_backward_raise(tiny_cfg):
         (dict(reversible="yes"), "'reversible' must be true or false, got 'yes'"),
         (dict(checkpoint_every=-1), "'checkpoint_every' must be an integer >= 0, got -1"),
         (dict(layer_scale=0), "'layer_scale' must be a number > 0, got 0"),
+        (dict(block="resnet"), "'block' must be one of convnext, c2f, got 'resnet'"),
+        (dict(stem="conv"), "'stem' must be one of patchify, yolo, got 'conv'"),
+        (dict(block="c2f"), "'mlp_ratio' is not used by block 'c2f', got 2"),  # tiny_cfg sets mlp_ratio=2
+        (dict(block="c2f", mlp_ratio=None, layer_scale=0.1), "'layer_scale' is not used by block 'c2f', got 0.1"),
     ],
 )
 def test_bad_arguments_name_argument_and_value(tiny_cfg, kwargs, match):
@@ -262,3 +266,90 @@ def test_backward_reports_reconstruction_error_and_warns_when_it_is_large():
         warnings.simplefilter("error")
         backward(deep)
     assert float(deep.reconstruction_error) < 1e-3
+
+
+C2F_CFG = dict(c1=3, channels=[8, 16, 24, 32], layers=[1, 2, 2, 1], columns=3, block="c2f", stem="yolo")
+
+
+def randomize_batchnorms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give BatchNorms non-trivial affine parameters and running statistics (fresh ones fuse trivially)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                for t, lo in ((m.weight, 0.5), (m.running_var, 0.5)):
+                    t.copy_(lo + torch.rand(t.shape, generator=g).to(t.dtype))
+                for t in (m.bias, m.running_mean):
+                    t.copy_(0.2 * torch.randn(t.shape, generator=g).to(t.dtype))
+    return model
+
+
+def batchnorm_buffers(model: torch.nn.Module) -> list[torch.Tensor]:
+    """Every BatchNorm's running mean, running variance and batch counter, cloned."""
+    return [b.clone() for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for b in m.buffers()]
+
+
+@pytest.mark.parametrize("stem", ["patchify", "yolo"])
+def test_c2f_block_reversible_gradients_equal_plain(stem):
+    import copy
+
+    cfg = dict(C2F_CFG, stem=stem, drop_path=0.2)
+    plain = perturb(randomize_batchnorms(RevCol(**cfg))).double().train()
+    plain.reversible = False
+    rev = copy.deepcopy(plain)
+    rev.reversible = True
+    x = torch.randn(4, 3, 64, 64, dtype=torch.float64)
+    weights = loss_weights(cfg, 4, 64, torch.float64)
+
+    out_plain, g_plain = run_step(plain, x, weights)
+    out_rev, g_rev = run_step(rev, x, weights)
+    assert all(g is not None for g in g_rev)
+    assert relative_error(out_plain, out_rev) == 0.0
+    assert relative_error(g_plain, g_rev) < 1e-9
+    assert type(rev(x)[0].grad_fn).__name__ == "ReversibleColumnsBackward"
+
+
+def test_batchnorm_running_stats_move_once_per_reversible_step():
+    import copy
+
+    plain = randomize_batchnorms(RevCol(**C2F_CFG)).double().train()
+    plain.reversible = False
+    rev = copy.deepcopy(plain)
+    rev.reversible = True
+    x = torch.randn(4, 3, 64, 64, dtype=torch.float64)
+    weights = loss_weights(C2F_CFG, 4, 64, torch.float64)
+    before = batchnorm_buffers(plain)
+    run_step(plain, x, weights)
+    run_step(rev, x, weights)
+    after_plain, after_rev = batchnorm_buffers(plain), batchnorm_buffers(rev)
+    assert any(not torch.equal(a, b) for a, b in zip(before, after_plain))
+    for a, b in zip(after_plain, after_rev):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)  # counters equal: one update, not two
+    assert all(m.track_running_stats for m in rev.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+@pytest.mark.parametrize("block, stem", [("convnext", "patchify"), ("c2f", "yolo"), ("c2f", "patchify")])
+def test_fuse_is_exact_and_removes_work(block, stem):
+    extra = {} if block == "c2f" else dict(mlp_ratio=2)
+    model = RevCol(3, [8, 16, 24, 32], [1, 2, 2, 1], 2, block=block, stem=stem, **extra)
+    model = perturb(randomize_batchnorms(model), scale=1.0).eval()
+    with torch.no_grad():  # non-trivial LayerNorm affines, so folding them is visible
+        for m in model.modules():
+            if isinstance(m, LayerNorm2d) and m.weight is not None:
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.2)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+        kinds_before = {type(m).__name__ for m in model.modules()}
+        assert model.fuse() is model
+        after = model(x)
+        model.fuse()  # idempotent
+        again = model(x)
+    assert relative_error(before, after) < 1e-5
+    assert relative_error(after, again) == 0.0
+    kinds_after = {type(m).__name__ for m in model.modules()}
+    assert "BatchNorm2d" not in kinds_after and ("BatchNorm2d" in kinds_before) == (block == "c2f")
+    if block == "convnext":  # every block's norm affine and layer scale folded away
+        blocks = [m for m in model.modules() if type(m).__name__ == "ConvNeXtBlock"]
+        assert blocks and all(b.norm.weight is None and isinstance(b.gamma, torch.nn.Identity) for b in blocks)

@@ -44,7 +44,7 @@ def test_every_scale_builds_with_scaled_arguments(base_yaml, scale):
     depth, width, max_channels = base_yaml["scales"][scale]
     args = base_yaml["backbone"][0][3]
     assert revcol.channels == [scaled(c, width, max_channels) for c in args[0]]
-    blocks = [len(level.blocks) for level in revcol.columns[0].levels]
+    blocks = [level.depth for level in revcol.columns[0].levels]
     assert blocks == [max(round(n * depth), 1) if n > 1 else n for n in args[1]]
     assert len(revcol.columns) == args[2][scale]
     assert revcol.reversible is True
@@ -67,7 +67,7 @@ def test_scale_from_file_name_and_info(caplog):
 
 def test_single_channel_input(base_yaml):
     model = build(base_yaml, "n", ch=1)
-    assert model.model[0].stem.conv.in_channels == 1
+    assert model.model[0].stem.convs[0].conv.in_channels == 1
 
 
 def test_reversible_can_be_switched_off_from_yaml(base_yaml):
@@ -109,11 +109,15 @@ def edit(d: dict, layer: int, value) -> dict:
 
 
 def edit_args(d: dict, **changes) -> dict:
-    """Copy of ``d`` with some RevCol positional arguments replaced (by position name)."""
+    """Copy of ``d`` with some RevCol arguments replaced: positional ones by name, the others in the options map."""
     d = copy.deepcopy(d)
-    names = ["channels", "layers", "columns", "kernel", "mlp_ratio", "drop_path"]
+    args = d["backbone"][0][3]
+    positional = ["channels", "layers", "columns"]
     for k, v in changes.items():
-        d["backbone"][0][3][names.index(k)] = v
+        if k in positional:
+            args[positional.index(k)] = v
+        else:
+            args[3][k] = v
     return d
 
 
@@ -123,7 +127,7 @@ def edit_args(d: dict, **changes) -> dict:
         (lambda d: edit_args(d, channels=[64, 128, 256]), r"layer 0 \(RevCol\).*'channels' must be a list of 4.*\[64, 128, 256\]"),
         (lambda d: edit_args(d, layers=[3, 3, "9", 3]), r"layer 0 \(RevCol\).*'layers' must hold integers >= 1.*'9'"),
         (lambda d: edit_args(d, kernel=4), r"layer 0 \(RevCol\).*'kernel' must be odd, got 4"),
-        (lambda d: edit_args(d, mlp_ratio="big"), r"layer 0 \(RevCol\).*'mlp_ratio' must be a number > 0, got 'big'"),
+        (lambda d: edit_args(d, block="convnext", mlp_ratio="big"), r"layer 0 \(RevCol\).*'mlp_ratio' must be a number > 0, got 'big'"),
         (lambda d: edit_args(d, drop_path=1.5), r"layer 0 \(RevCol\).*'drop_path' must be a number in \[0, 1\), got 1.5"),
         (lambda d: edit_args(d, columns={"s": 2}), r"layer 0 \(RevCol\): argument 'columns' \{'s': 2\} has no entry for scale 'n'"),
         (lambda d: edit_args(d, columns=0), r"layer 0 \(RevCol\).*'columns' must be an integer >= 1, got 0"),
@@ -140,8 +144,22 @@ def edit_args(d: dict, **changes) -> dict:
             r"layer 0 \(RevCol\): missing required argument\(s\) columns",
         ),
         (
-            lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, 3, 4, 0.0, True, 0, 1e-6, 9]]),
-            r"layer 0 \(RevCol\): takes at most 9 positional arguments",
+            lambda d: edit(
+                d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, 3, 4, 0.0, True, 0, 1e-6, "c2f", "yolo", 9]]
+            ),
+            r"layer 0 \(RevCol\): takes at most 11 positional arguments",
+        ),
+        (
+            lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, {"block": "resnet"}]]),
+            r"layer 0 \(RevCol\).*'block' must be one of convnext, c2f, got 'resnet'",
+        ),
+        (
+            lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, {"stem": "conv"}]]),
+            r"layer 0 \(RevCol\).*'stem' must be one of patchify, yolo, got 'conv'",
+        ),
+        (
+            lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, 3, 4, {"block": "c2f"}]]),
+            r"layer 0 \(RevCol\).*'mlp_ratio' is not used by block 'c2f', got 4",
         ),
         (lambda d: edit(d, 1, [0, 1, "Index", [256, 1]]), r"layer 1 \(Index\): channels 256 do not match RevCol level 1, which has 128"),
         (lambda d: edit(d, 1, [0, 1, "Index", [128, 4]]), r"layer 1 \(Index\): index 4 is out of range"),
@@ -159,3 +177,33 @@ def test_revcol_must_be_first_layer(base_yaml):
     d["backbone"][1][0] = -1
     with pytest.raises(ModelYAMLError, match=r"layer 1 \(RevCol\): RevCol must be layer 0 with from=-1"):
         build(d)
+
+
+@pytest.mark.parametrize("block", ["convnext", "c2f"])
+def test_ultralytics_fuse_also_fuses_revcol_exactly(base_yaml, block):
+    d = copy.deepcopy(base_yaml)
+    options = {"block": block, "stem": "yolo"} if block == "c2f" else {"block": block, "mlp_ratio": 4}
+    d["backbone"][0][3] = d["backbone"][0][3][:3] + [options]
+    model = build(d).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # trained-looking norms and layer scales, so that folding them is not trivial
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1, generator=g)
+                m.running_var.uniform_(0.5, 1.5, generator=g)
+                m.weight.uniform_(0.5, 1.5, generator=g)
+            elif isinstance(m, torch.nn.LayerNorm) and m.weight is not None:
+                m.weight.uniform_(0.5, 1.5, generator=g)
+    x = torch.rand(1, 3, 64, 64, generator=g)
+    with torch.no_grad():
+        before = model(x)[0]
+        model.fuse(verbose=False)
+        after = model(x)[0]
+    revcol = model.model[0]
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    if block == "convnext":
+        assert all(b.norm.weight is None for b in revcol.modules() if type(b).__name__ == "ConvNeXtBlock")
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-4)
+    assert getattr(type(model).fuse, "_yolo_revcol_wrapped", False)
+    reg.register()  # registering again does not wrap twice
+    assert not getattr(type(model).fuse.__wrapped__, "_yolo_revcol_wrapped", False)

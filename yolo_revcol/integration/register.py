@@ -1,7 +1,8 @@
-"""Register RevCol with Ultralytics: YAML module names, argument scaling, and the safe-load allow-list.
+"""Register RevCol with Ultralytics: YAML module names, argument scaling, fusing, and the safe-load allow-list.
 
 Nothing in Ultralytics is edited or copied. ``register()`` adds RevCol to the namespace in which ``parse_model``
-resolves YAML module names, wraps ``parse_model`` so RevCol rows are expanded first (see ``yaml_args``), and adds
+resolves YAML module names, wraps ``parse_model`` so RevCol rows are expanded first (see ``yaml_args``), wraps
+``BaseModel.fuse`` so ``model.fuse()`` (called before val, predict and export) also fuses RevCol backbones, and adds
 the package's module classes to torch's safe-globals so checkpoints load under ``ULTRALYTICS_SAFE_LOAD=1``.
 """
 
@@ -72,5 +73,18 @@ def register() -> None:
 
         setattr(parse_model, _MARK, True)
         tasks.parse_model = parse_model
+    if not getattr(tasks.BaseModel.fuse, _MARK, False):
+        original_fuse = tasks.BaseModel.fuse
+
+        @functools.wraps(original_fuse)
+        def fuse(self, *args, **kwargs):
+            """Fuse RevCol backbones first, so the summary Ultralytics prints afterwards describes the fused model."""
+            for m in self.modules():
+                if isinstance(m, revcol_nn.RevCol):
+                    m.fuse()
+            return original_fuse(self, *args, **kwargs)
+
+        setattr(fuse, _MARK, True)
+        tasks.BaseModel.fuse = fuse
     if hasattr(torch.serialization, "add_safe_globals"):
         torch.serialization.add_safe_globals(module_classes())

@@ -18,55 +18,65 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .layers import ConvNeXtBlock, LayerNorm2d, ReversibleScale, upsample2x
+from .layers import C2fBlock, ConvNeXtBlock, ConvNorm, ReversibleScale, upsample2x
 
 __all__ = ("DownFusion", "UpFusion", "Level", "Column")
 
 NUM_LEVELS = 4
 
 
+def norm_of(block: str) -> str:
+    """The norm a block family uses in its stem and fusions: LayerNorm for convnext, BatchNorm for c2f."""
+    return "ln" if block == "convnext" else "bn"
+
+
 class DownFusion(nn.Module):
-    """Bring the finer level of the same column down to this level: 2x2 stride-2 conv + LayerNorm.
+    """Bring the finer level of the same column down to this level.
+
+    convnext: 2x2 stride-2 conv + LayerNorm (RevCol); c2f: 3x3 stride-2 conv + BN + SiLU (YOLO's downsampling).
 
     Args:
         c1 (int): Channels of the finer level.
         c2 (int): Channels of this level.
+        block (str): Block family, "convnext" or "c2f".
     """
 
-    def __init__(self, c1: int, c2: int):
+    def __init__(self, c1: int, c2: int, block: str = "convnext"):
         """Build the strided conv and its norm."""
         super().__init__()
-        self.conv = nn.Conv2d(c1, c2, 2, stride=2)
-        self.norm = LayerNorm2d(c2)
+        convnext = block == "convnext"
+        self.conv = ConvNorm(c1, c2, 2 if convnext else 3, stride=2, norm=norm_of(block), act=not convnext)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the (N, c2, H/2, W/2) map."""
-        return self.norm(self.conv(x))
+        return self.conv(x)
 
 
 class UpFusion(nn.Module):
-    """Bring the coarser level of the previous column up to this level: 1x1 conv + LayerNorm, then nearest x2.
+    """Bring the coarser level of the previous column up to this level: 1x1 conv + norm, then nearest x2.
 
     The projection runs at the coarse resolution (4x fewer pixels) before upsampling.
 
     Args:
         c1 (int): Channels of the coarser level.
         c2 (int): Channels of this level.
+        block (str): Block family, "convnext" or "c2f" (LayerNorm or BatchNorm).
     """
 
-    def __init__(self, c1: int, c2: int):
+    def __init__(self, c1: int, c2: int, block: str = "convnext"):
         """Build the projection and its norm."""
         super().__init__()
-        self.proj = nn.Conv2d(c1, c2, 1)
-        self.norm = LayerNorm2d(c2)
+        self.proj = ConvNorm(c1, c2, 1, norm=norm_of(block), act=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the (N, c2, 2H, 2W) map."""
-        return upsample2x(self.norm(self.proj(x)))
+        return upsample2x(self.proj(x))
 
 
 class Level(nn.Module):
-    """One level of a column: fuse the down and up inputs, then run ``depth`` ConvNeXt-style blocks.
+    """One level of a column: fuse the down and up inputs, then run ``depth`` blocks.
+
+    convnext: ``depth`` ConvNeXt-style blocks in sequence; c2f: one C2f block with ``depth`` bottlenecks.
 
     Args:
         index (int): Level index 0..3 (stride 4 * 2**index).
@@ -76,7 +86,8 @@ class Level(nn.Module):
         mlp_ratio (float): MLP expansion ratio of the blocks.
         drop_path (Sequence[float]): DropPath probability of each block (length ``depth``).
         has_up (bool): Whether this level receives the previous column's coarser level.
-        layer_scale (float): Initial layer-scale value of the blocks.
+        layer_scale (float): Initial layer-scale value of the blocks (convnext).
+        block (str): Block family, "convnext" or "c2f".
     """
 
     def __init__(
@@ -89,17 +100,22 @@ class Level(nn.Module):
         drop_path: Sequence[float],
         has_up: bool,
         layer_scale: float = 1e-6,
+        block: str = "convnext",
     ):
         """Build the fusion modules and the blocks."""
         super().__init__()
         c = channels[index]
         self.index = index
+        self.depth = depth
         # Level 0's down input is the stem output, which already has channels[0] channels at stride 4.
-        self.down = DownFusion(channels[index - 1], c) if index > 0 else nn.Identity()
-        self.up = UpFusion(channels[index + 1], c) if has_up else None
-        self.blocks = nn.Sequential(
-            *(ConvNeXtBlock(c, kernel, mlp_ratio, layer_scale, drop_path[i]) for i in range(depth))
-        )
+        self.down = DownFusion(channels[index - 1], c, block) if index > 0 else nn.Identity()
+        self.up = UpFusion(channels[index + 1], c, block) if has_up else None
+        if block == "convnext":
+            self.blocks = nn.Sequential(
+                *(ConvNeXtBlock(c, kernel, mlp_ratio, layer_scale, drop_path[i]) for i in range(depth))
+            )
+        else:
+            self.blocks = C2fBlock(c, depth, kernel, drop_path)
 
     def forward(self, down: torch.Tensor, up: torch.Tensor | None = None) -> torch.Tensor:
         """Return Level_l(down, up); ``up`` must be given exactly when the level has an up fusion."""
@@ -119,7 +135,8 @@ class Column(nn.Module):
         mlp_ratio (float): MLP expansion ratio.
         drop_path (Sequence[float]): DropPath probability of every block, levels concatenated.
         first (bool): Whether this is the network's first column.
-        layer_scale (float): Initial layer-scale value of the blocks.
+        layer_scale (float): Initial layer-scale value of the blocks (convnext).
+        block (str): Block family, "convnext" or "c2f".
     """
 
     def __init__(
@@ -131,6 +148,7 @@ class Column(nn.Module):
         drop_path: Sequence[float],
         first: bool,
         layer_scale: float = 1e-6,
+        block: str = "convnext",
     ):
         """Build the four levels and, after the first column, the four alphas."""
         super().__init__()
@@ -146,6 +164,7 @@ class Column(nn.Module):
                 drop_path[starts[i] : starts[i] + layers[i]],
                 has_up=not first and i < NUM_LEVELS - 1,
                 layer_scale=layer_scale,
+                block=block,
             )
             for i in range(NUM_LEVELS)
         )

@@ -1,7 +1,12 @@
-"""Small building blocks of RevCol: normalisation, per-channel scales, DropPath and the ConvNeXt-style block.
+"""Small building blocks of RevCol: normalisation, per-channel scales, DropPath and the two block families.
 
-Everything here works on channels-first (N, C, H, W) tensors, so no block needs a permute, and every module
-traces and exports as plain PyTorch.
+* ``convnext``: the paper's block (3x3 depthwise conv, LayerNorm, MLP with GELU, layer scale), LayerNorm fusions.
+* ``c2f``: a BatchNorm/SiLU family in the style of YOLOv8 (conv + BN + SiLU, a C2f block of bottlenecks per level),
+  which trains faster from scratch on short schedules and folds into plain convolutions for inference.
+
+Everything works on channels-first (N, C, H, W) tensors, so no block needs a permute; every module traces and
+exports as plain PyTorch, and ``fuse()`` methods fold inference-time affine steps into neighbouring convolutions
+exactly.
 """
 
 from __future__ import annotations
@@ -10,7 +15,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ("LayerNorm2d", "ChannelScale", "ReversibleScale", "DropPath", "ConvNeXtBlock")
+__all__ = (
+    "BLOCKS",
+    "Bottleneck",
+    "C2fBlock",
+    "ChannelScale",
+    "ConvNeXtBlock",
+    "ConvNorm",
+    "DropPath",
+    "LayerNorm2d",
+    "ReversibleScale",
+)
+
+BLOCKS = ("convnext", "c2f")  # block families; each brings its own norm (LayerNorm / BatchNorm) to stem and fusions
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -25,9 +42,9 @@ class LayerNorm2d(nn.LayerNorm):
         eps (float): Added to the variance for numerical stability.
     """
 
-    def __init__(self, channels: int, eps: float = 1e-6):
-        """Initialise weight to ones and bias to zeros, shaped (C,)."""
-        super().__init__(channels, eps=eps)
+    def __init__(self, channels: int, eps: float = 1e-6, affine: bool = True):
+        """Initialise weight to ones and bias to zeros, shaped (C,) (none when ``affine`` is False)."""
+        super().__init__(channels, eps=eps, elementwise_affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise each pixel's channel vector.
@@ -41,7 +58,8 @@ class LayerNorm2d(nn.LayerNorm):
         y = x.float()
         centred = y - y.mean(1, keepdim=True)  # computed once: autograd would save two copies otherwise
         y = centred * torch.rsqrt(centred.pow(2).mean(1, keepdim=True) + self.eps)
-        y = y * self.weight.float().view(-1, 1, 1) + self.bias.float().view(-1, 1, 1)
+        if self.weight is not None:  # None once fused into the following conv
+            y = y * self.weight.float().view(-1, 1, 1) + self.bias.float().view(-1, 1, 1)
         return y.to(x.dtype)
 
 
@@ -170,6 +188,124 @@ class ConvNeXtBlock(nn.Module):
         """
         y = self.pwconv2(self.act(self.pwconv1(self.norm(self.dwconv(x)))))
         return x + self.drop_path(self.gamma(y))
+
+    @torch.no_grad()
+    def fuse(self) -> None:
+        """Fold the norm's affine into ``pwconv1`` and the layer scale into ``pwconv2`` (exact; inference only).
+
+        pwconv1(w * n + b) = (W1 diag(w)) n + (W1 b + b1), and g * pwconv2(h) = (diag(g) W2) h + g * b2.
+        """
+        if isinstance(self.gamma, nn.Identity):
+            return
+        w, b = self.norm.weight.float(), self.norm.bias.float()
+        w1 = self.pwconv1.weight.float()  # (hidden, C, 1, 1)
+        self.pwconv1.bias.copy_(self.pwconv1.bias.float() + (w1[:, :, 0, 0] @ b))
+        self.pwconv1.weight.copy_(w1 * w.view(1, -1, 1, 1))
+        g = self.gamma.scale().float()
+        self.pwconv2.weight.copy_(self.pwconv2.weight.float() * g.view(-1, 1, 1, 1))
+        self.pwconv2.bias.copy_(self.pwconv2.bias.float() * g)
+        norm = LayerNorm2d(self.norm.normalized_shape[0], eps=self.norm.eps, affine=False)
+        self.norm, self.gamma = norm.to(w1.device), nn.Identity()
+
+
+def _padding(kernel: int) -> int:
+    """'Same' padding for odd kernels; none for even (patchify / 2x2 stride-2) kernels."""
+    return kernel // 2 if kernel % 2 else 0
+
+
+class ConvNorm(nn.Module):
+    """Convolution followed by a norm and an optional activation.
+
+    ``norm="bn"``: conv without bias + BatchNorm2d, activation SiLU (YOLO's Conv); ``fuse()`` folds the BN into the
+    conv. ``norm="ln"``: conv with bias + channels-first LayerNorm, activation GELU (ConvNeXt style).
+
+    Args:
+        c1 (int): Input channels.
+        c2 (int): Output channels.
+        kernel (int): Kernel size (odd: 'same' padding; even: no padding, for patchify/strided downsampling).
+        stride (int): Stride.
+        norm (str): "bn" or "ln".
+        act (bool): Apply the family's activation after the norm.
+    """
+
+    def __init__(self, c1: int, c2: int, kernel: int = 1, stride: int = 1, norm: str = "bn", act: bool = True):
+        """Build conv, norm and activation."""
+        super().__init__()
+        if norm not in ("bn", "ln"):
+            raise ValueError(f"ConvNorm norm must be 'bn' or 'ln', got {norm!r}")
+        self.conv = nn.Conv2d(c1, c2, kernel, stride, _padding(kernel), bias=norm == "ln")
+        self.norm = nn.BatchNorm2d(c2) if norm == "bn" else LayerNorm2d(c2)
+        self.act = (nn.SiLU() if norm == "bn" else nn.GELU()) if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return act(norm(conv(x)))."""
+        return self.act(self.norm(self.conv(x)))
+
+    @torch.no_grad()
+    def fuse(self) -> None:
+        """Fold a BatchNorm into the conv using its running statistics (exact in eval mode; LayerNorm stays)."""
+        bn = self.norm
+        if not isinstance(bn, nn.BatchNorm2d):
+            return
+        scale = bn.weight.float() * torch.rsqrt(bn.running_var.float() + bn.eps)
+        conv = self.conv
+        fused = nn.Conv2d(
+            conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, groups=conv.groups
+        ).to(conv.weight.device)
+        fused.weight.copy_(conv.weight.float() * scale.view(-1, 1, 1, 1))
+        fused.bias.copy_(bn.bias.float() - bn.running_mean.float() * scale)
+        self.conv, self.norm = fused.to(conv.weight.dtype), nn.Identity()
+
+
+class Bottleneck(nn.Module):
+    """YOLO-style residual bottleneck: two kxk conv + BN + SiLU, added to the input.
+
+    Args:
+        channels (int): Channels in and out.
+        kernel (int): Kernel size of both convs.
+        drop_path (float): DropPath probability of the residual branch.
+    """
+
+    def __init__(self, channels: int, kernel: int = 3, drop_path: float = 0.0):
+        """Build the two convs."""
+        super().__init__()
+        self.cv1 = ConvNorm(channels, channels, kernel)
+        self.cv2 = ConvNorm(channels, channels, kernel)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return x + cv2(cv1(x))."""
+        return x + self.drop_path(self.cv2(self.cv1(x)))
+
+
+class C2fBlock(nn.Module):
+    """CSP block with two convolutions and ``n`` bottlenecks, laid out like YOLOv8's C2f (channels in = out).
+
+    A 1x1 conv splits the input into two halves; bottlenecks run one after another on the second half; every
+    intermediate result is concatenated and a 1x1 conv mixes them back to ``channels``.
+
+    Args:
+        channels (int): Channels in and out.
+        n (int): Number of bottlenecks.
+        kernel (int): Kernel size inside the bottlenecks.
+        drop_path (Sequence[float]): DropPath probability of each bottleneck (length ``n``).
+    """
+
+    def __init__(self, channels: int, n: int = 1, kernel: int = 3, drop_path=(0.0,)):
+        """Build the split conv, bottlenecks and mixing conv."""
+        super().__init__()
+        hidden = max(channels // 2, 1)
+        self.hidden = hidden
+        self.cv1 = ConvNorm(channels, 2 * hidden, 1)
+        self.m = nn.ModuleList(Bottleneck(hidden, kernel, drop_path[i]) for i in range(n))
+        self.cv2 = ConvNorm((2 + n) * hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the block's output, same shape as ``x``."""
+        y = list(self.cv1(x).split(self.hidden, 1))
+        for m in self.m:
+            y.append(m(y[-1]))
+        return self.cv2(torch.cat(y, 1))
 
 
 def upsample2x(x: torch.Tensor) -> torch.Tensor:

@@ -9,32 +9,49 @@ from numbers import Integral, Real
 import torch
 from torch import nn
 
-from .column import NUM_LEVELS, Column
-from .layers import LayerNorm2d
+from .column import NUM_LEVELS, Column, norm_of
+from .layers import BLOCKS, ConvNorm
 from .reversible import ReversibleColumns
 
 __all__ = ("Stem", "RevCol")
 
 MAX_STRIDE = 32  # stride of the coarsest level; input sides must be multiples of it
+STEMS = ("patchify", "yolo")
+BLOCK_DEFAULTS = {"convnext": {"mlp_ratio": 4.0, "layer_scale": 1e-6}, "c2f": {}}  # arguments each family uses
 
 
 class Stem(nn.Module):
-    """Patchify stem: 4x4 stride-4 conv followed by a channels-first LayerNorm.
+    """Stem from the image to level 0 (stride 4).
+
+    ``patchify`` (RevCol): one 4x4 stride-4 conv + norm. ``yolo``: two 3x3 stride-2 convs as in YOLOv8 (the first
+    with half the channels), which sees every pixel with overlapping windows. The norm follows the block family
+    (LayerNorm for convnext, BatchNorm + SiLU for c2f).
 
     Args:
         c1 (int): Input channels.
         c2 (int): Output channels (channels of level 0).
+        kind (str): "patchify" or "yolo".
+        block (str): Block family, "convnext" or "c2f".
     """
 
-    def __init__(self, c1: int, c2: int):
-        """Build the conv and its norm."""
+    def __init__(self, c1: int, c2: int, kind: str = "patchify", block: str = "convnext"):
+        """Build the stem's convs."""
         super().__init__()
-        self.conv = nn.Conv2d(c1, c2, 4, stride=4)
-        self.norm = LayerNorm2d(c2)
+        norm, act = norm_of(block), block != "convnext"
+        if kind == "patchify":
+            self.convs = nn.Sequential(ConvNorm(c1, c2, 4, 4, norm, act))
+        else:
+            mid = max(c2 // 2, 8)
+            self.convs = nn.Sequential(ConvNorm(c1, mid, 3, 2, norm, True), ConvNorm(mid, c2, 3, 2, norm, act))
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The first conv's weight (its dtype is the model's parameter dtype)."""
+        return self.convs[0].conv.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the (N, c2, H/4, W/4) map."""
-        return self.norm(self.conv(x))
+        return self.convs(x)
 
 
 def _check_int(name: str, value, minimum: int = 1) -> int:
@@ -70,17 +87,20 @@ class RevCol(nn.Module):
     Args:
         c1 (int): Input channels.
         channels (Sequence[int]): Channels of the four levels.
-        layers (Sequence[int]): ConvNeXt-style blocks per level.
+        layers (Sequence[int]): Blocks per level (convnext: blocks; c2f: bottlenecks of the level's C2f block).
         columns (int): Number of columns.
-        kernel (int): Depthwise kernel size, odd.
-        mlp_ratio (float): MLP expansion ratio of the blocks.
+        kernel (int): Kernel size of the blocks' spatial convs (convnext: depthwise), odd.
+        mlp_ratio (float | None): MLP expansion ratio of convnext blocks (default 4); c2f blocks take none.
         drop_path (float): Largest DropPath probability; it rises linearly over each column's blocks.
         reversible (bool): Train through the reversible autograd path.
         checkpoint_every (int): With reversible training, also keep every K-th column's states so reconstruction
             restarts from exact values every K columns (0: keep none; memory then grows by one column's
             states per checkpoint).
-        layer_scale (float): Initial value of the blocks' layer scale (1e-6 in ConvNeXt and RevCol; larger values
-            switch the blocks on from the start, which short from-scratch schedules need).
+        layer_scale (float | None): Initial layer scale of convnext blocks (default 1e-6 as in ConvNeXt and RevCol;
+            larger values switch the blocks on from the start); c2f blocks take none.
+        block (str): Block family: "convnext" (the paper's ConvNeXt-style block and LayerNorm fusions) or "c2f"
+            (YOLOv8-style C2f block, BatchNorm + SiLU, which folds into convs for inference).
+        stem (str): "patchify" (4x4 stride-4 conv, the paper's) or "yolo" (two 3x3 stride-2 convs).
 
     Examples:
         >>> model = RevCol(3, [16, 32, 64, 128], [1, 1, 3, 1], columns=2)
@@ -97,30 +117,34 @@ class RevCol(nn.Module):
         layers: Sequence[int],
         columns: int,
         kernel: int = 3,
-        mlp_ratio: float = 4,
+        mlp_ratio: float | None = None,
         drop_path: float = 0.0,
         reversible: bool = True,
         checkpoint_every: int = 0,
-        layer_scale: float = 1e-6,
+        layer_scale: float | None = None,
+        block: str = "convnext",
+        stem: str = "patchify",
     ):
         """Validate the arguments and build the stem and columns."""
         super().__init__()
-        c1, channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every, layer_scale = (
-            self.check_args(
-                c1, channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every, layer_scale
-            )
-        )
+        (c1, channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every, layer_scale,
+         block, stem) = self.check_args(
+            c1, channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every, layer_scale,
+            block, stem
+        )  # fmt: skip
         self.channels = channels
+        self.block = block
         self.reversible = reversible
         self.checkpoint_every = checkpoint_every
         self.reconstruction_error: torch.Tensor | None = None  # set by each reversible backward (2+ columns)
-        self.stem = Stem(c1, channels[0])
+        self.stem = Stem(c1, channels[0], stem, block)
         rates = torch.linspace(0, drop_path, sum(layers)).tolist()
         self.columns = nn.ModuleList(
-            Column(channels, layers, kernel, mlp_ratio, rates, first=k == 0, layer_scale=layer_scale)
+            Column(channels, layers, kernel, mlp_ratio, rates, first=k == 0, layer_scale=layer_scale, block=block)
             for k in range(columns)
         )
-        self.apply(self._init_weights)
+        if block == "convnext":  # BN/SiLU convs keep PyTorch's default init, as Ultralytics' own layers do
+            self.apply(self._init_weights)
 
     @staticmethod
     def check_args(
@@ -129,17 +153,32 @@ class RevCol(nn.Module):
         layers,
         columns,
         kernel=3,
-        mlp_ratio=4,
+        mlp_ratio=None,
         drop_path=0.0,
         reversible=True,
         checkpoint_every=0,
-        layer_scale=1e-6,
+        layer_scale=None,
+        block="convnext",
+        stem="patchify",
     ) -> tuple:
         """Validate constructor arguments and return them normalised, in signature order.
+
+        ``mlp_ratio`` and ``layer_scale`` left as None take the block family's defaults; giving them to a family
+        that has no such setting (c2f) is an error rather than silently ignored.
 
         Raises:
             ValueError: Naming the first bad argument and its value.
         """
+        if block not in BLOCKS:
+            raise ValueError(f"RevCol argument 'block' must be one of {', '.join(BLOCKS)}, got {block!r}")
+        if stem not in STEMS:
+            raise ValueError(f"RevCol argument 'stem' must be one of {', '.join(STEMS)}, got {stem!r}")
+        defaults = BLOCK_DEFAULTS[block]
+        for name, value in (("mlp_ratio", mlp_ratio), ("layer_scale", layer_scale)):
+            if value is not None and name not in defaults:
+                raise ValueError(f"RevCol argument '{name}' is not used by block '{block}', got {value!r}")
+        mlp_ratio = defaults.get("mlp_ratio") if mlp_ratio is None else mlp_ratio
+        layer_scale = defaults.get("layer_scale") if layer_scale is None else layer_scale
         c1 = _check_int("c1", c1)
         channels = _check_levels("channels", channels)
         layers = _check_levels("layers", layers)
@@ -147,14 +186,16 @@ class RevCol(nn.Module):
         kernel = _check_int("kernel", kernel)
         if kernel % 2 == 0:
             raise ValueError(f"RevCol argument 'kernel' must be odd, got {kernel}")
-        if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, Real) or mlp_ratio <= 0:
+        if mlp_ratio is not None and (isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, Real) or mlp_ratio <= 0):
             raise ValueError(f"RevCol argument 'mlp_ratio' must be a number > 0, got {mlp_ratio!r}")
         if isinstance(drop_path, bool) or not isinstance(drop_path, Real) or not 0.0 <= drop_path < 1.0:
             raise ValueError(f"RevCol argument 'drop_path' must be a number in [0, 1), got {drop_path!r}")
         if not isinstance(reversible, bool):
             raise ValueError(f"RevCol argument 'reversible' must be true or false, got {reversible!r}")
         checkpoint_every = _check_int("checkpoint_every", checkpoint_every, minimum=0)
-        if isinstance(layer_scale, bool) or not isinstance(layer_scale, Real) or layer_scale <= 0:
+        if layer_scale is not None and (
+            isinstance(layer_scale, bool) or not isinstance(layer_scale, Real) or layer_scale <= 0
+        ):
             raise ValueError(f"RevCol argument 'layer_scale' must be a number > 0, got {layer_scale!r}")
         return (
             c1,
@@ -162,11 +203,13 @@ class RevCol(nn.Module):
             layers,
             columns,
             kernel,
-            float(mlp_ratio),
+            None if mlp_ratio is None else float(mlp_ratio),
             float(drop_path),
             reversible,
             checkpoint_every,
-            float(layer_scale),
+            None if layer_scale is None else float(layer_scale),
+            block,
+            stem,
         )
 
     @staticmethod
@@ -176,6 +219,21 @@ class RevCol(nn.Module):
             nn.init.trunc_normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+    @torch.no_grad()
+    def fuse(self) -> RevCol:
+        """Fold inference-time affine steps into convolutions, exactly (Ultralytics' ``model.fuse()`` calls this).
+
+        BatchNorms fold into the preceding conv; a ConvNeXt block's LayerNorm affine folds into its first 1x1 conv
+        and its layer scale into the second. Only for inference: BatchNorm statistics are frozen afterwards.
+
+        Returns:
+            (RevCol): self.
+        """
+        for m in list(self.modules()):  # listed first: fusing replaces submodules
+            if m is not self and callable(getattr(m, "fuse", None)):
+                m.fuse()
+        return self
 
     def _record_reconstruction_error(self, error: torch.Tensor) -> None:
         """Keep the last reversible backward's reconstruction error; warn when gradients are no longer trustworthy."""
@@ -214,7 +272,7 @@ class RevCol(nn.Module):
                 f"pad or resize the input (Ultralytics does this when imgsz is a multiple of {MAX_STRIDE})"
             )
         # Column states live in the parameters' dtype: float32 under autocast, the model's dtype after .half().
-        x = self.stem(x).to(self.stem.conv.weight.dtype)
+        x = self.stem(x).to(self.stem.weight.dtype)
         if self.uses_reversible_path(x):
             params = [p for p in self.columns.parameters() if p.requires_grad]
             report = self._record_reconstruction_error

@@ -11,6 +11,10 @@ Level l of the previous column is needed by level l - 1 of this column (as its u
 next level visited, so reconstruction and backpropagation proceed in one sweep and at most one level's graph is
 alive at a time. Training memory is therefore independent of the number of columns.
 
+BatchNorm layers (the c2f block family) normalise with batch statistics in both the forward and the recomputation,
+but only the forward may update their running statistics: recomputation runs with running-statistics tracking
+switched off, so each training step moves them exactly once, as plain backprop does.
+
 Parameters are passed through the autograd function and their gradients are returned from ``backward`` instead of
 being accumulated into ``.grad`` by nested backward calls, so DistributedDataParallel (with or without
 ``find_unused_parameters``) sees exactly one gradient per parameter.
@@ -51,6 +55,19 @@ class _RngStates:
             if cuda is not None:
                 torch.cuda.set_rng_state(cuda, self.device)
             yield
+
+
+@contextmanager
+def _frozen_running_stats(module: nn.Module) -> Iterator[None]:
+    """Let BatchNorms in ``module`` normalise with batch statistics without updating their running statistics."""
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    for m in norms:
+        m.track_running_stats = False  # training-mode BN then uses batch stats and leaves running ones untouched
+    try:
+        yield
+    finally:
+        for m in norms:
+            m.track_running_stats = True
 
 
 def _autocast_state(device_type: str) -> tuple[bool, torch.dtype]:
@@ -150,7 +167,7 @@ class ReversibleColumns(torch.autograd.Function):
                     down = x_in if i == 0 else states[i - 1].detach().requires_grad_()
                     up = None if first or i == NUM_LEVELS - 1 else prev[i + 1]
                     replay = ctx.rng.replay((k, i)) if ctx.rng is not None else nullcontext()
-                    with replay:
+                    with replay, _frozen_running_stats(column.levels[i]):
                         body = column.level_body(i, down, None if first else prev)
                     out, inputs = body, [down] + ([up] if up is not None else [])
                     if not first:
