@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 from conftest import BIN, run
 
-from yolo_revcol.tools.compare import TARGET, compare
+from yolo_revcol.tools.compare import CLS_IMGSZ, TARGET, Summary, compare, task_table
 
 
 def test_every_scale_is_at_most_080x_stock_params_and_gflops():
@@ -38,3 +39,64 @@ def test_unknown_subcommand_prints_usage():
 
     proc = subprocess.run([str(BIN / "yolo-revcol"), "nope"], capture_output=True, text=True)
     assert proc.returncode == 2 and "compare" in proc.stdout
+
+
+# Task families: segment, pose, obb, classify and YOLO11 ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def task_results() -> dict:
+    """Comparisons of the task families at scales n and x (x only where the target is asserted)."""
+    scales = {"yolov8-seg": "n", "yolov8-pose": "nx", "yolov8-obb": "nx", "yolov8-cls": "nx", "yolo11": "n"}
+    return {family: compare(family, s, imgsz=640) for family, s in scales.items()}
+
+
+def test_task_families_build_with_their_task_model_and_stock_sizes(task_results):
+    """Each side is built with its task's model class; stock sizes are Ultralytics' published ones."""
+    expected = {"yolov8-seg": "segment", "yolov8-pose": "pose", "yolov8-obb": "obb", "yolov8-cls": "classify", "yolo11": "detect"}
+    for family, pairs in task_results.items():
+        for stock, ours in pairs:
+            assert stock.task == ours.task == expected[family] and stock.scale == ours.scale
+            assert stock.imgsz == ours.imgsz == (CLS_IMGSZ if family == "yolov8-cls" else 640)
+    stock_n = {family: pairs[0][0] for family, pairs in task_results.items()}
+    assert stock_n["yolov8-seg"].params == 3_409_968 and round(stock_n["yolov8-seg"].gflops, 1) == 12.1
+    assert stock_n["yolov8-obb"].params == 3_228_867  # the yolov8-obb.yaml summary comment
+    assert stock_n["yolov8-cls"].params == 2_719_288
+    assert stock_n["yolo11"].params == 2_624_080  # the yolo11.yaml summary comment
+
+
+@pytest.mark.parametrize("family", ["yolov8-pose", "yolov8-obb", "yolov8-cls"])
+def test_backbone_dominated_families_meet_the_target(task_results, family):
+    """Where the backbone dominates the model (pose, obb, classify), RevCol is at most 0.80x at scales n and x."""
+    for stock, ours in task_results[family]:
+        assert ours.params <= TARGET * stock.params and ours.gflops <= TARGET * stock.gflops, (ours, stock)
+
+
+def test_task_table_marks_misses_and_says_why():
+    """Ratios above the target are bold and named under the table with their cause; others are plain."""
+    pairs = [(Summary("yolov8n-seg", 1, 100, 10.0, "n", "segment"), Summary("yolov8n-revcol-seg", 1, 70, 9.0, "n", "segment"))]
+    table = task_table({"yolov8-seg": pairs})
+    assert "| yolov8-revcol-seg | yolov8-seg | segment | params | 0.700 |" in table
+    assert "| GFLOPs @640 | **0.900** |" in table
+    assert "Above 0.80x (bold): yolov8n-revcol-seg GFLOPs 0.900x." in table and "Segment head" in table
+    pairs = [(Summary("yolov8n-pose", 1, 100, 10.0, "n", "pose"), Summary("yolov8n-revcol-pose", 1, 70, 7.0, "n", "pose"))]
+    assert "Every ratio is at most 0.80x." in task_table({"yolov8-pose": pairs})
+
+
+def test_console_command_with_families_writes_each_and_the_tasks_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "<!-- compare-yolov8:start -->\nkeep\n<!-- compare-yolov8:end -->\n"
+        "<!-- compare-tasks:start -->\nold\n<!-- compare-tasks:end -->\n"
+    )
+    cmd = [str(BIN / "yolo-revcol"), "compare", "--families", "yolov8-cls", "yolov8-pose", "--scales", "n"]
+    run([*cmd, "--out", str(tmp_path), "--readme", str(readme)])
+    for family, name in (("yolov8-cls", "yolov8n-revcol-cls"), ("yolov8-pose", "yolov8n-revcol-pose")):
+        rows = list(csv.reader(open(tmp_path / f"compare_{family}.csv")))
+        assert [r[1] for r in rows[1:]] == [name.replace("-revcol", ""), name]
+        assert (tmp_path / f"compare_{family}.png").stat().st_size > 10_000
+    assert "at imgsz 224" in (tmp_path / "compare_yolov8-cls.md").read_text()
+    text = readme.read_text()
+    assert "keep" in text and "old" not in text  # the yolov8 block is only rewritten when yolov8 is compared
+    assert "| yolov8-revcol-cls | yolov8-cls | classify | params |" in text and "GFLOPs @224" in text
+    assert "--families yolov8-cls yolov8-pose" in text  # the command that made it

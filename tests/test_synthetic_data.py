@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
 
 from conftest import CFG, ROOT, run
 from yolo_revcol.data import synthetic
-from yolo_revcol.data.synthetic import CLASS_NAMES, MIN_VISIBLE, generate_detection_dataset, render_scene
+from yolo_revcol.data.synthetic import CLASS_NAMES, MIN_VISIBLE, generate_dataset, generate_detection_dataset, render_scene
 
 TINY = dict(train=8, val=4, imgsz=64)
 DATA_YAML = CFG / "datasets" / "revcol-shapes.yaml"
@@ -165,3 +167,183 @@ def test_check_det_dataset_runs_download_script(tmp_path, monkeypatch):
 
     du.check_det_dataset(data_yaml)  # now present: the script is not run again
     assert len(calls) == 1
+
+
+# Segment, pose, OBB and classification labels ------------------------------------------------------------------------
+
+
+def labelled_ids(scene: synthetic.Scene) -> list[int]:
+    """``id_map`` values of the objects that get labels, in drawing order (as scene_annotations returns them)."""
+    return [k for k, inst in enumerate(scene.instances, 1) if synthetic._is_labelled(inst, MIN_VISIBLE)]
+
+
+def mirrored(scene: synthetic.Scene) -> synthetic.Scene:
+    """The scene flipped left-right, objects and their masks included."""
+    w = scene.id_map.shape[1]
+    instances = [
+        dataclasses.replace(
+            inst,
+            mask=inst.mask[:, ::-1],
+            origin=(w - inst.origin[0] - inst.mask.shape[1], inst.origin[1]),
+            box=None if inst.box is None else (w - inst.box[2], inst.box[1], w - inst.box[0], inst.box[3]),
+        )
+        for inst in scene.instances
+    ]
+    return synthetic.Scene(scene.image[:, ::-1], instances, scene.id_map[:, ::-1])
+
+
+def test_scene_annotations_follow_the_visible_pixels():
+    """Polygons, keypoints and oriented boxes describe each labelled object, consistently with its box."""
+    rng = np.random.default_rng(1)
+    counts = {"objects": 0, "occluded": 0, "outside": 0, "split": 0}
+    for _ in range(30):
+        scene = render_scene(rng, 96)
+        h, w = scene.id_map.shape
+        annotations = synthetic.scene_annotations(scene)
+        assert len(annotations) == len(synthetic.scene_labels(scene)) == len(labelled_ids(scene))
+        for k, a in zip(labelled_ids(scene), annotations):
+            visible = scene.id_map == k
+            x0, y0, x1, y1 = a.box
+            counts["objects"] += 1
+            # Segment: one polygon through boundary pixel centres, inside the image, spanning exactly the box, and
+            # filled the way Ultralytics fills polygons (cv2.fillPoly) it gives back the visible pixels, holes too.
+            p = a.polygon
+            assert p.ndim == 2 and p.shape[1] == 2 and len(p) >= 3
+            assert (p >= 0).all() and (p[:, 0] <= w).all() and (p[:, 1] <= h).all()
+            np.testing.assert_allclose([*p.min(0), *p.max(0)], [x0 + 0.5, y0 + 0.5, x1 - 0.5, y1 - 0.5], atol=1e-4)
+            filled = np.zeros((h, w), np.uint8)
+            cv2.fillPoly(filled, [np.floor(p).astype(np.int32)], 1)
+            iou = (filled.astype(bool) & visible).sum() / (filled.astype(bool) | visible).sum()
+            assert iou > (0.95 if visible.sum() >= 100 else 0.7), (k, iou, visible.sum())
+            counts["split"] += cv2.connectedComponents(visible.astype(np.uint8))[0] > 2
+            # Pose: 5 keypoints; visible ones on this object's pixels, occluded ones under a later object, and
+            # (0, 0, 0) outside the image. The extreme points are the silhouette's extreme pixel centres.
+            kp = a.keypoints
+            assert kp.shape == (len(synthetic.KEYPOINT_NAMES), 3) and set(kp[:, 2]) <= {0, 1, 2}
+            inst = scene.instances[k - 1]
+            ys, xs = np.nonzero(inst.mask)
+            xs, ys = xs + inst.origin[0] + 0.5, ys + inst.origin[1] + 0.5
+            extremes = (xs.min(), ys.min(), xs.max(), ys.max())  # left x, top y, right x, bottom y
+            for j, (x, y, v) in enumerate(kp):
+                if v == 0:
+                    assert x == y == 0
+                    counts["outside"] += 1
+                    continue
+                assert 0 <= x <= w and 0 <= y <= h
+                cols, rows = [c for c in synthetic._touching(x) if c < w], [r for r in synthetic._touching(y) if r < h]
+                assert (scene.id_map[np.ix_(rows, cols)] > k).all() == (v == 1)
+                counts["occluded"] += v == 1
+                if j:
+                    assert (x if j % 2 else y) == extremes[j - 1]
+            # OBB: a rectangle inside the image that contains every visible pixel and is no larger than the box
+            c = a.corners
+            assert c.shape == (4, 2) and (c >= 0).all() and (c[:, 0] <= w).all() and (c[:, 1] <= h).all()
+            ys, xs = np.nonzero(visible)
+            inside = [cv2.pointPolygonTest(c, (float(x) + 0.5, float(y) + 0.5), True) for x, y in zip(xs, ys)]
+            assert min(inside) >= -1e-3
+            assert cv2.contourArea(c) <= (x1 - x0) * (y1 - y0) + 1e-3
+            assert cv2.contourArea(c) >= visible.sum() - 1e-3
+    # The checks above met every case at least once
+    assert min(counts.values()) > 0, counts
+
+
+def test_flip_idx_matches_a_left_right_flip():
+    """Flipping a scene left-right gives the keypoints of the flipped scene, reordered by FLIP_IDX (as in the YAML)."""
+    assert yaml.safe_load((CFG / "datasets" / "revcol-shapes-pose.yaml").read_text())["flip_idx"] == list(synthetic.FLIP_IDX)
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        scene = render_scene(rng, 96)
+        w = scene.id_map.shape[1]
+        for a, b in zip(synthetic.scene_annotations(scene), synthetic.scene_annotations(mirrored(scene))):
+            flipped = a.keypoints.copy()
+            flipped[:, 0] = np.where(flipped[:, 2] > 0, w - flipped[:, 0], 0)
+            np.testing.assert_allclose(b.keypoints[list(synthetic.FLIP_IDX)], flipped, atol=1e-4)
+
+
+@pytest.mark.parametrize("task, columns", [("segment", None), ("pose", 5 + 5 * 3), ("obb", 9)])
+def test_label_files_of_each_task(tmp_path, task, columns):
+    """Same images as the detection dataset; one label line per detection box; normalised values in range."""
+    det = files(generate_detection_dataset(tmp_path / "det", **TINY))
+    root = generate_dataset(tmp_path / task, task=task, **TINY)
+    out = files(root)
+    assert {k: v for k, v in out.items() if k.endswith(".jpg")} == {k: v for k, v in det.items() if k.endswith(".jpg")}
+    for split in ("train", "val"):
+        rows, boxes = read_labels(root, split), read_labels(tmp_path / "det", split)
+        assert len(rows) == len(boxes)
+        for row, box in zip(sorted(rows), sorted(boxes)):
+            assert row[0] == box[0] and (columns is None or len(row) == columns)
+            values = np.array(row[1:])
+            if task == "pose":
+                assert row[1:5] == box[1:5]
+                kpts = values[4:].reshape(5, 3)
+                assert set(kpts[:, 2]) <= {0, 1, 2}
+                values = kpts[:, :2]
+            elif task == "segment":
+                assert len(values) % 2 == 0 and len(values) >= 6
+            assert (values >= 0).all() and (values <= 1).all()
+
+
+def test_classification_layout(tmp_path):
+    """train/<class>/*.png and val/<class>/*.png, classes balanced, one large shape per image, deterministic."""
+    root = generate_dataset(tmp_path / "cls", task="classify", train=16, val=8, imgsz=64, seed=0)
+    for split, n in (("train", 16), ("val", 8)):
+        assert sorted(p.name for p in (root / split).iterdir()) == sorted(CLASS_NAMES)
+        for name in CLASS_NAMES:
+            images = sorted((root / split / name).glob("*.png"))
+            assert len(images) == n // len(CLASS_NAMES)
+            assert cv2.imread(str(images[0])).shape == (64, 64, 3)
+    assert not (root / "images").exists() and not (root / "labels").exists()
+    again = generate_dataset(tmp_path / "again", task="classify", train=16, val=8, imgsz=64, seed=0)
+    pngs = lambda r: {str(p.relative_to(r)): p.read_bytes() for p in sorted(r.rglob("*.png"))}  # noqa: E731
+    assert pngs(root) == pngs(again) and len(pngs(root)) == 24
+    scene = synthetic.render_classification_image(np.random.default_rng(0), 64, cls=3)
+    (inst,) = scene.instances
+    assert inst.cls == 3 and inst.visible > 0.9 and inst.area > 0.05 * 64 * 64
+
+
+def test_cli_task_option(tmp_path):
+    """--task picks the label format; classify makes the folder layout."""
+    base = [sys.executable, "-m", "yolo_revcol.data.synthetic", "--imgsz", "64", "--val", "8"]
+    proc = run([*base, "--task", "classify", "--out", str(tmp_path / "cls"), "--train", "8"], cwd=ROOT, env={"PYTHONPATH": str(ROOT)})
+    assert "classify, train 8 images, val 8 images" in proc.stdout
+    assert len(list((tmp_path / "cls" / "train").glob("*/*.png"))) == 8
+    proc = run([*base, "--task", "obb", "--out", str(tmp_path / "obb"), "--train", "2"], cwd=ROOT, env={"PYTHONPATH": str(ROOT)})
+    assert "obb, train 2 images" in proc.stdout and "oriented boxes" in proc.stdout
+    assert files(tmp_path / "obb") == files(generate_dataset(tmp_path / "api", task="obb", train=2, val=8, imgsz=64))
+
+
+@pytest.mark.parametrize("task", ["segment", "pose", "obb", "classify"])
+def test_task_yaml_download_generates_what_the_cli_default_does(task):
+    """Each task's dataset YAML generates, under its 'path' name, the dataset `yolo-revcol data --task` makes."""
+    cfg = yaml.safe_load((CFG / "datasets" / f"{synthetic.DATASET_NAMES[task]}.yaml").read_text())
+    assert cfg["path"] == synthetic.DATASET_NAMES[task]
+    calls = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(synthetic, "generate_dataset", lambda root, **kwargs: calls.append((root, kwargs)))
+        exec(cfg["download"], {"yaml": {"path": "ROOT"}})  # noqa: S102
+    assert calls == [("ROOT", dict(task=task, **synthetic.DEFAULT_SIZES[task], seed=0))]
+
+
+@pytest.mark.parametrize("task", ["segment", "pose", "obb"])
+def test_check_det_dataset_runs_each_task_yamls_download(tmp_path, monkeypatch, task):
+    """Ultralytics generates each task's dataset from its YAML offline and loads its segments, keypoints or OBBs."""
+    import ultralytics.data.utils as du
+    from ultralytics.data import YOLODataset
+
+    generate = synthetic.generate_dataset
+    monkeypatch.setattr(synthetic, "generate_dataset", lambda root, **kw: generate(root, task=kw["task"], **TINY))
+    monkeypatch.setattr(du, "DATASETS_DIR", tmp_path / "datasets")
+    monkeypatch.setattr(du, "check_font", lambda *a, **k: None)  # would try to download Arial.ttf
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    name = synthetic.DATASET_NAMES[task]
+    data = du.check_det_dataset(shutil.copy(CFG / "datasets" / f"{name}.yaml", tmp_path / f"{name}.yaml"))
+    assert Path(data["val"]) == tmp_path / "datasets" / name / "images" / "val"
+    dataset = YOLODataset(img_path=data["val"], data=data, task=task, imgsz=64, augment=False)
+    labels = [label for label in dataset.labels if len(label["cls"])]
+    assert len(labels) > 0
+    for label in labels:
+        if task == "pose":
+            assert label["keypoints"].shape == (len(label["cls"]), 5, 3)
+        else:  # segments, or the OBB's 4 corners, which Ultralytics also keeps as segments
+            assert len(label["segments"]) == len(label["cls"]) and (task != "obb" or label["segments"][0].shape == (4, 2))

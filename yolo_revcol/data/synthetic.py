@@ -1,17 +1,32 @@
-"""Deterministic synthetic object-detection dataset: coloured shapes on cluttered backgrounds, made offline.
+"""Deterministic synthetic shapes datasets for every YOLO task: coloured shapes on cluttered backgrounds, made offline.
 
 Every image is drawn from its own random generator, seeded by ``(seed, split, index)``, so a dataset depends only on
 the arguments, never on generation order, and the same arguments give byte-identical files. Objects overlap; each
 object's silhouette is tracked so that labels describe what is visible: heavily hidden objects are dropped and boxes
-cover the visible extent only. The per-object record (``ShapeInstance``) keeps the silhouette mask, outline polygon,
-centre, size and angle, so segments, keypoints or oriented boxes can be emitted from the same scenes later.
+cover the visible extent only.
+
+The detection, segmentation, pose and OBB datasets share their images (the same seed draws the same scenes) and
+differ only in their labels, all in Ultralytics YOLO format:
+
+* ``detect``: ``cls cx cy w h``, the box of the visible pixels;
+* ``segment``: ``cls x1 y1 x2 y2 ...``, one polygon around the visible pixels (several visible parts and holes, such
+  as a ring's, are joined by zero-width bridges, as Ultralytics' COCO converter does);
+* ``pose``: ``cls cx cy w h`` then ``x y v`` for ``len(KEYPOINT_NAMES)`` keypoints of the whole shape (its centroid
+  and its leftmost, topmost, rightmost and bottommost points), v = 2 visible, 1 covered by a later object, 0 outside
+  the image (then x = y = 0);
+* ``obb``: ``cls x1 y1 x2 y2 x3 y3 x4 y4``, the minimum-area rotated rectangle around the visible pixels.
+
+The ``classify`` dataset has its own images, one roughly centred shape each, in Ultralytics' folder layout
+``{train,val}/<class name>/NNNNNN.png``.
 
 Examples:
-    >>> from yolo_revcol.data.synthetic import generate_detection_dataset
+    >>> from yolo_revcol.data.synthetic import generate_dataset, generate_detection_dataset
     >>> root = generate_detection_dataset("datasets/revcol-shapes", train=400, val=100, imgsz=320, seed=0)
+    >>> seg = generate_dataset("datasets/revcol-shapes-seg", task="segment", train=400, val=100, imgsz=320)
 
     From the command line:
     $ python -m yolo_revcol.data.synthetic --out datasets/revcol-shapes --train 400 --val 100 --imgsz 320 --seed 0
+    $ python -m yolo_revcol.data.synthetic --task classify --out datasets/revcol-shapes-cls
 """
 
 from __future__ import annotations
@@ -29,9 +44,31 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ("CLASS_NAMES", "ShapeInstance", "Scene", "render_scene", "scene_labels", "generate_detection_dataset")
+__all__ = (
+    "CLASS_NAMES",
+    "FLIP_IDX",
+    "KEYPOINT_NAMES",
+    "TASKS",
+    "Annotation",
+    "ShapeInstance",
+    "Scene",
+    "render_scene",
+    "render_classification_image",
+    "scene_annotations",
+    "scene_labels",
+    "generate_dataset",
+    "generate_detection_dataset",
+)
 
 CLASS_NAMES = ("circle", "rectangle", "triangle", "star", "cross", "ellipse", "ring", "arrow")
+TASKS = ("detect", "segment", "pose", "obb", "classify")
+KEYPOINT_NAMES = ("centre", "left", "top", "right", "bottom")  # centroid and extreme points of the whole silhouette
+FLIP_IDX = (0, 3, 2, 1, 4)  # a left-right flip swaps the leftmost and rightmost points
+DATASET_NAMES = {t: "revcol-shapes" + s for t, s in zip(TASKS, ("", "-seg", "-pose", "-obb", "-cls"))}
+DEFAULT_SIZES = {  # train, val, imgsz: what the dataset YAMLs in cfg/datasets generate
+    **{t: dict(train=400, val=100, imgsz=320) for t in ("detect", "segment", "pose", "obb")},
+    "classify": dict(train=800, val=200, imgsz=96),
+}
 SPLITS = ("train", "val")
 MIN_VISIBLE = 0.35  # objects with less of their silhouette visible are not labelled
 SIZE_RANGE = (0.04, 0.6)  # longer side of an object as a fraction of the image side (sampled log-uniformly)
@@ -45,7 +82,7 @@ _SCALE = 1 << _SHIFT
 
 @dataclass
 class ShapeInstance:
-    """One drawn object, with what detection needs now and what segments, keypoints or oriented boxes need later.
+    """One drawn object, with what the labels of every task are made from.
 
     Attributes:
         cls (int): Class index into ``CLASS_NAMES``.
@@ -88,6 +125,29 @@ class Scene:
     image: np.ndarray
     instances: list[ShapeInstance]
     id_map: np.ndarray
+
+
+@dataclass
+class Annotation:
+    """The labels of one sufficiently visible object, in image pixel coordinates (pixel edges at integers).
+
+    Attributes:
+        cls (int): Class index into ``CLASS_NAMES``.
+        box (tuple[int, int, int, int]): Visible extent (x0, y0, x1, y1), end exclusive.
+        polygon (np.ndarray): Float32 (N, 2) outline of the visible pixels through boundary pixel centres, one
+            closed polygon (visible parts and holes joined by zero-width bridges); N >= 3.
+        keypoints (np.ndarray): Float32 (len(KEYPOINT_NAMES), 3) rows ``x, y, v`` of the whole shape's keypoints;
+            v = 2 visible, 1 covered by a later object, 0 outside the image (x = y = 0 then).
+        corners (np.ndarray): Float32 (4, 2) corners of the minimum-area rotated rectangle around the visible
+            pixels; the visible box instead where that rectangle would reach more than half a pixel out of the
+            image.
+    """
+
+    cls: int
+    box: tuple[int, int, int, int]
+    polygon: np.ndarray
+    keypoints: np.ndarray
+    corners: np.ndarray
 
 
 def _ellipse(n: int) -> np.ndarray:
@@ -166,16 +226,37 @@ def _sample_instance(rng: np.random.Generator, imgsz: int) -> ShapeInstance:
     cls = int(rng.integers(len(CLASS_NAMES)))
     lo, hi = SIZE_RANGE
     size = max(imgsz * math.exp(rng.uniform(math.log(lo), math.log(hi))), 3.0)  # log-uniform: many small objects
+    return _make_instance(rng, imgsz, cls, size)
+
+
+def _make_instance(
+    rng: np.random.Generator, imgsz: int, cls: int, size: float, centre: tuple[float, float] | None = None
+) -> ShapeInstance:
+    """Sample the aspect ratio, rotation and (unless given) position of an object of a given class and size.
+
+    Args:
+        rng (np.random.Generator): Random generator of the image.
+        imgsz (int): Image side in pixels.
+        cls (int): Class index into ``CLASS_NAMES``.
+        size (float): Longer side in pixels.
+        centre (tuple[float, float] | None): Centre (x, y) in pixels; None places the object at random, up to a
+            quarter of its extent beyond the border.
+
+    Returns:
+        (ShapeInstance): The rasterised object (``visible`` and ``box`` not measured yet).
+    """
     unit, w, h, rotate = _template(cls, rng, size)
     angle = float(rng.uniform(0.0, 360.0)) if rotate else 0.0
     c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
     rot = np.array([[c, s], [-s, c]])  # row vectors times rot: rotation by ``angle``
     shapes = [(u * (w, h)) @ rot for u in unit]
-    # Allow a quarter of the extent beyond the border on each side: truncated objects occur in real images too
-    lo_xy, hi_xy = shapes[0].min(0), shapes[0].max(0)
-    slack = 0.25 * (hi_xy - lo_xy)
-    cmin, cmax = -lo_xy - slack, imgsz - hi_xy + slack
-    centre = np.where(cmin < cmax, rng.uniform(np.minimum(cmin, cmax), np.maximum(cmin, cmax)), imgsz / 2)
+    if centre is None:
+        # Allow a quarter of the extent beyond the border on each side: truncated objects occur in real images too
+        lo_xy, hi_xy = shapes[0].min(0), shapes[0].max(0)
+        slack = 0.25 * (hi_xy - lo_xy)
+        cmin, cmax = -lo_xy - slack, imgsz - hi_xy + slack
+        centre = np.where(cmin < cmax, rng.uniform(np.minimum(cmin, cmax), np.maximum(cmin, cmax)), imgsz / 2)
+    centre = np.asarray(centre, dtype=float)
     contours = [(p + centre).astype(np.float32) for p in shapes]
     mask, origin = _rasterise(contours)
     centre_xy = (float(centre[0]), float(centre[1]))
@@ -296,6 +377,12 @@ def render_scene(rng: np.random.Generator, imgsz: int) -> Scene:
         instances.append(inst)
         _paint(rng, image, id_map, inst, len(instances))
 
+    _measure_visibility(instances, id_map)
+    return Scene(_camera_finish(rng, image), instances, id_map)
+
+
+def _measure_visibility(instances: list[ShapeInstance], id_map: np.ndarray) -> None:
+    """Set each instance's visible fraction and visible box from the map of which object each pixel shows."""
     counts = np.bincount(id_map.ravel(), minlength=len(instances) + 1)
     for k, inst in enumerate(instances, 1):
         inst.visible = float(counts[k] / inst.area)
@@ -304,40 +391,181 @@ def render_scene(rng: np.random.Generator, imgsz: int) -> Scene:
             ys, xs = np.nonzero(id_map[oy : oy + inst.mask.shape[0], ox : ox + inst.mask.shape[1]] == k)
             inst.box = (ox + int(xs.min()), oy + int(ys.min()), ox + int(xs.max()) + 1, oy + int(ys.max()) + 1)
 
-    # Camera-like finish: slight blur and sensor noise over everything, objects included
+
+def _camera_finish(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    """Camera-like finish: slight blur and sensor noise over everything, objects included."""
     if rng.random() < 0.5:
         image = cv2.GaussianBlur(image, (3, 3), 0)
     noise = rng.standard_normal(image.shape, dtype=np.float32) * rng.uniform(2, 10)
-    image = np.clip(image + noise, 0, 255).astype(np.uint8)
-    return Scene(image, instances, id_map)
+    return np.clip(image + noise, 0, 255).astype(np.uint8)
 
 
-def scene_labels(scene: Scene, min_visible: float = MIN_VISIBLE) -> list[str]:
-    """Return YOLO detection label lines (``cls cx cy w h``, normalised) for the sufficiently visible objects.
+def render_classification_image(rng: np.random.Generator, imgsz: int, cls: int) -> Scene:
+    """Render one classification image: a single shape of class ``cls`` near the centre of a cluttered background.
+
+    Args:
+        rng (np.random.Generator): Random generator; the image depends only on it, ``imgsz`` and ``cls``.
+        imgsz (int): Image side in pixels (images are square).
+        cls (int): Class index into ``CLASS_NAMES``.
+
+    Returns:
+        (Scene): The image with its one object (``instances[0]``, possibly cut slightly by the border).
+    """
+    image = _background(rng, imgsz)
+    id_map = np.zeros((imgsz, imgsz), np.uint8)
+    size = imgsz * rng.uniform(0.35, 0.75)  # large enough to show its shape at small image sizes
+    centre = imgsz / 2 + rng.uniform(-0.1, 0.1, 2) * imgsz
+    inst = _make_instance(rng, imgsz, cls, size, (float(centre[0]), float(centre[1])))
+    _paint(rng, image, id_map, inst, 1)
+    _measure_visibility([inst], id_map)
+    return Scene(_camera_finish(rng, image), [inst], id_map)
+
+
+def _is_labelled(inst: ShapeInstance, min_visible: float) -> bool:
+    """Whether an object gets a label: enough of it visible, and not just a sliver."""
+    if inst.box is None or inst.visible < min_visible:
+        return False
+    x0, y0, x1, y1 = inst.box
+    return x1 - x0 >= 2 and y1 - y0 >= 2  # a visible sliver is not a detectable object
+
+
+def _join_contours(parts: list[np.ndarray]) -> np.ndarray:
+    """Join closed outlines into one polygon by zero-width bridges between their closest points.
+
+    Filling the result with ``cv2.fillPoly`` (as Ultralytics rasterises polygons) gives back every part and keeps
+    holes empty, because each bridge is traversed once in each direction.
+
+    Args:
+        parts (list[np.ndarray]): (N, 2) outlines; the first is the one the others are attached to.
+
+    Returns:
+        (np.ndarray): (M, 2) polygon.
+    """
+    polygon = parts[0]
+    for part in parts[1:]:
+        d = ((polygon[:, None] - part[None]) ** 2).sum(-1)
+        i, j = np.unravel_index(int(d.argmin()), d.shape)
+        part = np.roll(part, -j, 0)
+        polygon = np.concatenate([polygon[: i + 1], part, part[:1], polygon[i:]])
+    return polygon
+
+
+def _touching(v: float) -> list[int]:
+    """Indices of the pixels whose extent [i, i + 1] contains coordinate ``v`` (v >= 0)."""
+    i = math.floor(v)
+    return [i - 1, i] if v == i and i > 0 else [i]
+
+
+def _keypoints(scene: Scene, k: int, inst: ShapeInstance) -> np.ndarray:
+    """Centroid and leftmost, topmost, rightmost, bottommost pixel centres of the whole silhouette, with visibility.
+
+    Extreme points shared by several pixels (a straight edge) take their median, so that the mirror image of a shape
+    gets the mirrored keypoints (what ``FLIP_IDX`` promises). A point is visible (2) unless later objects cover the
+    pixels it falls on (1); outside the image it is (0, 0) with visibility 0.
+    """
+    h, w = scene.id_map.shape
+    ys, xs = np.nonzero(inst.mask)
+    points = [
+        (xs.mean(), ys.mean()),
+        (xs.min(), np.median(ys[xs == xs.min()])),
+        (np.median(xs[ys == ys.min()]), ys.min()),
+        (xs.max(), np.median(ys[xs == xs.max()])),
+        (np.median(xs[ys == ys.max()]), ys.max()),
+    ]
+    out = np.zeros((len(points), 3), np.float32)
+    for row, (x, y) in zip(out, points):
+        x, y = x + inst.origin[0] + 0.5, y + inst.origin[1] + 0.5  # pixel centres in image coordinates
+        if 0 <= x <= w and 0 <= y <= h:  # closed: a median may fall on the border, and mirror to the other one
+            # Every pixel the point touches (two across a pixel edge, where medians of even counts fall): occluded
+            # only if all are covered, a rule a mirror image gives the same answer to
+            cols, rows = [c for c in _touching(x) if c < w], [r for r in _touching(y) if r < h]
+            row[:] = x, y, 1 if (scene.id_map[np.ix_(rows, cols)] > k).all() else 2
+    return out
+
+
+def scene_annotations(scene: Scene, min_visible: float = MIN_VISIBLE) -> list[Annotation]:
+    """Return the segment, keypoint and oriented-box labels of the sufficiently visible objects.
+
+    The same objects as ``scene_labels`` labels for detection, in drawing order.
 
     Args:
         scene (Scene): A rendered scene.
         min_visible (float): Smallest visible fraction of an object's silhouette that still gets a label.
 
     Returns:
-        (list[str]): One line per labelled object, in drawing order.
+        (list[Annotation]): One annotation per labelled object, in pixels.
     """
-    h, w = scene.image.shape[:2]
-    lines = []
-    for inst in scene.instances:
-        if inst.box is None or inst.visible < min_visible:
+    h, w = scene.id_map.shape
+    corner_offsets = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], np.float32)
+    annotations = []
+    for k, inst in enumerate(scene.instances, 1):
+        if not _is_labelled(inst, min_visible):
             continue
         x0, y0, x1, y1 = inst.box
-        if x1 - x0 < 2 or y1 - y0 < 2:  # a visible sliver, not a detectable object
-            continue
+        visible = (scene.id_map[y0:y1, x0:x1] == k).astype(np.uint8)
+        # Outer outlines and holes of the visible pixels, as pixel indices (CHAIN_APPROX_SIMPLE is lossless)
+        contours, _ = cv2.findContours(visible, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+        pixels = [c.reshape(-1, 2).astype(np.float32) + (x0, y0) for c in contours]
+        parts = sorted(pixels, key=len, reverse=True)  # attach the smaller parts to the largest outline
+        polygon = _join_contours([p + 0.5 for p in parts])
+        if len(polygon) < 3:  # a one- or two-pixel outline: use the rectangle through the extreme pixel centres
+            polygon = np.array([[x0, y0], [x1 - 1, y0], [x1 - 1, y1 - 1], [x0, y1 - 1]], np.float32) + 0.5
+        # The rotated rectangle around the boundary pixels' corners covers the visible pixels' squares exactly
+        edge = (np.concatenate(pixels)[:, None] + corner_offsets).reshape(-1, 2).astype(np.float32)
+        corners = cv2.boxPoints(cv2.minAreaRect(edge))
+        if (corners < -0.5).any() or (corners > (w + 0.5, h + 0.5)).any():
+            # It sticks out of the image (an object cut by the border): the visible box fits and covers as well
+            corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
+        # Clipping by at most half a pixel keeps every visible pixel centre inside (each lies 0.5 from the edges)
+        corners = np.clip(corners, 0, (w, h)).astype(np.float32)
+        annotations.append(Annotation(inst.cls, inst.box, polygon.astype(np.float32), _keypoints(scene, k, inst), corners))
+    return annotations
+
+
+def scene_labels(scene: Scene, min_visible: float = MIN_VISIBLE, task: str = "detect") -> list[str]:
+    """Return YOLO label lines (normalised coordinates) for the sufficiently visible objects.
+
+    Args:
+        scene (Scene): A rendered scene.
+        min_visible (float): Smallest visible fraction of an object's silhouette that still gets a label.
+        task (str): Label format: ``detect`` (``cls cx cy w h``), ``segment`` (``cls x1 y1 x2 y2 ...``), ``pose``
+            (``cls cx cy w h`` then ``x y v`` per keypoint) or ``obb`` (``cls x1 y1 x2 y2 x3 y3 x4 y4``).
+
+    Returns:
+        (list[str]): One line per labelled object, in drawing order.
+
+    Raises:
+        ValueError: For a task without per-image label files.
+    """
+    if task not in TASKS[:4]:
+        raise ValueError(f"task must be one of {', '.join(TASKS[:4])} for label files, got {task!r}")
+    h, w = scene.image.shape[:2]
+
+    def xy(points: np.ndarray) -> str:
+        return " ".join(f"{x / w:.6f} {y / h:.6f}" for x, y in points)
+
+    def box(b: tuple[int, int, int, int]) -> str:
+        x0, y0, x1, y1 = b
         cx, cy, bw, bh = (x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h
-        lines.append(f"{inst.cls} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}")
+        return f"{cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}"
+
+    if task == "detect":
+        return [f"{inst.cls} {box(inst.box)}" for inst in scene.instances if _is_labelled(inst, min_visible)]
+    lines = []
+    for a in scene_annotations(scene, min_visible):
+        if task == "segment":
+            lines.append(f"{a.cls} {xy(a.polygon)}")
+        elif task == "pose":
+            kpts = " ".join(f"{x / w:.6f} {y / h:.6f} {int(v)}" for x, y, v in a.keypoints)
+            lines.append(f"{a.cls} {box(a.box)} {kpts}")
+        else:
+            lines.append(f"{a.cls} {xy(a.corners)}")
     return lines
 
 
-def _metadata(train: int, val: int, imgsz: int, seed: int) -> dict:
+def _metadata(train: int, val: int, imgsz: int, seed: int, task: str = "detect") -> dict:
     """Return what a dataset depends on; a dataset on disk is reused only if its marker holds exactly this."""
-    return {
+    meta = {
         "generator": "yolo_revcol.data.synthetic",
         "format_version": FORMAT_VERSION,
         "train": train,
@@ -346,6 +574,9 @@ def _metadata(train: int, val: int, imgsz: int, seed: int) -> dict:
         "seed": seed,
         "names": list(CLASS_NAMES),
     }
+    if task != "detect":  # detection markers keep their original form, so existing datasets stay valid
+        meta["task"] = task
+    return meta
 
 
 def _read_marker(root: Path) -> dict | None:
@@ -362,6 +593,10 @@ def _is_complete(root: Path, meta: dict) -> bool:
         return False
     for split in SPLITS:
         n = meta[split]
+        if meta.get("task") == "classify":
+            if not (root / split).is_dir() or sum(1 for _ in (root / split).glob("*/*.png")) != n:
+                return False
+            continue
         images, labels = root / "images" / split, root / "labels" / split
         if not (images.is_dir() and labels.is_dir()):
             return False
@@ -370,8 +605,26 @@ def _is_complete(root: Path, meta: dict) -> bool:
     return True
 
 
+def _write_classification_splits(root: Path, meta: dict) -> None:
+    """Render and write every image of the classification dataset described by ``meta``, one folder per class."""
+    for split_index, split in enumerate(SPLITS):
+        for name in CLASS_NAMES:
+            (root / split / name).mkdir(parents=True)
+        for i in range(meta[split]):
+            cls = i % len(CLASS_NAMES)  # balanced classes
+            # Its own seed sequence: not the backgrounds of the detection images with the same index
+            rng = np.random.default_rng((meta["seed"], split_index, i, TASKS.index("classify")))
+            image = render_classification_image(rng, meta["imgsz"], cls).image
+            path = root / split / CLASS_NAMES[cls] / f"{i:06d}.png"
+            if not cv2.imwrite(str(path), image):
+                raise OSError(f"could not write {path}")
+
+
 def _write_splits(root: Path, meta: dict) -> None:
     """Render and write every image and label file of the dataset described by ``meta`` under ``root``."""
+    task = meta.get("task", "detect")
+    if task == "classify":
+        return _write_classification_splits(root, meta)
     for split_index, split in enumerate(SPLITS):
         images, labels = root / "images" / split, root / "labels" / split
         images.mkdir(parents=True)
@@ -382,7 +635,7 @@ def _write_splits(root: Path, meta: dict) -> None:
             stem = f"{i:06d}"
             if not cv2.imwrite(str(images / f"{stem}.jpg"), scene.image, [cv2.IMWRITE_JPEG_QUALITY, 92]):
                 raise OSError(f"could not write {images / stem}.jpg")
-            lines = scene_labels(scene)
+            lines = scene_labels(scene, task=task)
             (labels / f"{stem}.txt").write_text("".join(f"{line}\n" for line in lines))
 
 
@@ -397,18 +650,28 @@ def _swap_in(new: Path, root: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def generate_detection_dataset(
-    root: str | Path, train: int = 400, val: int = 100, imgsz: int = 320, seed: int = 0, overwrite: bool = False
+def generate_dataset(
+    root: str | Path,
+    task: str = "detect",
+    train: int = 400,
+    val: int = 100,
+    imgsz: int = 320,
+    seed: int = 0,
+    overwrite: bool = False,
 ) -> Path:
-    """Generate the synthetic shapes dataset in Ultralytics YOLO detection format, or reuse it if already complete.
+    """Generate a synthetic shapes dataset for one Ultralytics task, or reuse it if already complete.
 
-    Writes ``root/images/{train,val}/NNNNNN.jpg`` and ``root/labels/{train,val}/NNNNNN.txt`` (one ``cls cx cy w h``
-    line per object, normalised to the image size) and, last, a marker file holding the arguments. The dataset is
-    built in a temporary sibling folder and renamed into place, so an interrupted run never leaves a partial dataset
-    at ``root``. A folder at ``root`` that this generator did not write is never deleted unless ``overwrite`` is set.
+    ``detect``, ``segment``, ``pose`` and ``obb`` write ``root/images/{train,val}/NNNNNN.jpg`` and
+    ``root/labels/{train,val}/NNNNNN.txt`` in that task's YOLO label format (see the module docstring); the same
+    ``seed`` and ``imgsz`` draw the same images for all four. ``classify`` writes ``root/{train,val}/<class>/NNNNNN.png``,
+    one roughly centred shape per image, classes balanced. Last comes a marker file holding the arguments. The
+    dataset is built in a temporary sibling folder and renamed into place, so an interrupted run never leaves a
+    partial dataset at ``root``. A folder at ``root`` that this generator did not write is never deleted unless
+    ``overwrite`` is set.
 
     Args:
         root (str | Path): Dataset folder to create.
+        task (str): One of ``TASKS``.
         train (int): Number of training images.
         val (int): Number of validation images.
         imgsz (int): Image side in pixels (images are square).
@@ -423,6 +686,8 @@ def generate_detection_dataset(
         FileExistsError: If ``root`` exists, is not empty and was not written by this generator, and ``overwrite``
             is not set.
     """
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")
     if min(train, val) < 0 or train + val == 0:
         raise ValueError(f"need a non-negative number of train and val images, and at least one, got {train}, {val}")
     if imgsz < 32:
@@ -430,7 +695,7 @@ def generate_detection_dataset(
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
     root = Path(os.path.abspath(Path(root).expanduser()))
-    meta = _metadata(int(train), int(val), int(imgsz), int(seed))
+    meta = _metadata(int(train), int(val), int(imgsz), int(seed), task)
     if not overwrite and _is_complete(root, meta):
         return root
     foreign = root.exists() and _read_marker(root) is None and not (root.is_dir() and not any(root.iterdir()))
@@ -449,40 +714,94 @@ def generate_detection_dataset(
     return root
 
 
-def _count_boxes(root: Path, split: str) -> int:
+def generate_detection_dataset(
+    root: str | Path, train: int = 400, val: int = 100, imgsz: int = 320, seed: int = 0, overwrite: bool = False
+) -> Path:
+    """Generate the synthetic shapes dataset in Ultralytics YOLO detection format, or reuse it if already complete.
+
+    Writes ``root/images/{train,val}/NNNNNN.jpg`` and ``root/labels/{train,val}/NNNNNN.txt`` (one ``cls cx cy w h``
+    line per object, normalised to the image size) and, last, a marker file holding the arguments; see
+    ``generate_dataset``, of which this is the ``task="detect"`` case.
+
+    Args:
+        root (str | Path): Dataset folder to create.
+        train (int): Number of training images.
+        val (int): Number of validation images.
+        imgsz (int): Image side in pixels (images are square).
+        seed (int): Non-negative random seed; image ``i`` of a split depends only on ``(seed, split, i)``.
+        overwrite (bool): Regenerate even if a complete dataset with the same arguments exists.
+
+    Returns:
+        (Path): The absolute dataset root.
+
+    Raises:
+        ValueError: If an argument is out of range.
+        FileExistsError: If ``root`` exists, is not empty and was not written by this generator, and ``overwrite``
+            is not set.
+    """
+    return generate_dataset(root, "detect", train, val, imgsz, seed, overwrite)
+
+
+LABEL_NOUNS = {"detect": "boxes", "segment": "polygons", "pose": "poses", "obb": "oriented boxes"}
+
+
+def _count_labels(root: Path, split: str) -> int:
     """Return the number of label lines in a split."""
     return sum(len(f.read_text().splitlines()) for f in (root / "labels" / split).glob("*.txt"))
 
 
+def default_root(task: str) -> Path:
+    """Where a task's dataset goes by default: Ultralytics' datasets dir, as its dataset YAML's ``download`` does.
+
+    There ``data=revcol-shapes-cls`` finds the classification dataset by name, as Ultralytics finds its own.
+    """
+    from ultralytics.utils import DATASETS_DIR  # imported only here: it pulls in torch
+
+    return Path(DATASETS_DIR) / DATASET_NAMES[task]
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point: generate the dataset and print a one-line summary.
+    """Command-line entry point: generate a dataset and print a one-line summary.
 
     Args:
         argv (list[str] | None): Arguments without the program name; None reads ``sys.argv``.
     """
     parser = argparse.ArgumentParser(
         prog="python -m yolo_revcol.data.synthetic",
-        description="Generate the synthetic shapes detection dataset (Ultralytics YOLO format), offline.",
+        description="Generate a synthetic shapes dataset for an Ultralytics YOLO task (detect, segment, pose, obb, "
+        "classify), offline.",
     )
-    parser.add_argument("--out", required=True, type=Path, help="dataset folder to create")
-    parser.add_argument("--train", type=int, default=400, help="training images (default: 400)")
-    parser.add_argument("--val", type=int, default=100, help="validation images (default: 100)")
-    parser.add_argument("--imgsz", type=int, default=320, help="image side in pixels (default: 320)")
+    parser.add_argument("--task", default="detect", choices=TASKS, help="label format and layout (default: detect)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="dataset folder to create (default: Ultralytics' datasets_dir/revcol-shapes[-seg|-pose|-obb|-cls])",
+    )
+    for key, text in (("train", "training images"), ("val", "validation images"), ("imgsz", "image side in pixels")):
+        sizes = ", ".join(f"{t} {d[key]}" for t, d in DEFAULT_SIZES.items() if t in ("detect", "classify"))
+        parser.add_argument(f"--{key}", type=int, help=f"{text} (default: {sizes}; others as detect)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--overwrite", action="store_true", help="regenerate even if the dataset is complete")
     args = parser.parse_args(argv)
+    for key, value in DEFAULT_SIZES[args.task].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    out = args.out.expanduser() if args.out else default_root(args.task)
 
     t = time.perf_counter()
-    meta = _metadata(args.train, args.val, args.imgsz, args.seed)
-    reused = not args.overwrite and _is_complete(Path(os.path.abspath(args.out.expanduser())), meta)
+    meta = _metadata(args.train, args.val, args.imgsz, args.seed, args.task)
+    reused = not args.overwrite and _is_complete(Path(os.path.abspath(out)), meta)
     try:
-        root = generate_detection_dataset(args.out, args.train, args.val, args.imgsz, args.seed, args.overwrite)
+        root = generate_dataset(out, args.task, args.train, args.val, args.imgsz, args.seed, args.overwrite)
     except (ValueError, FileExistsError) as e:
         parser.error(str(e))
     dt = time.perf_counter() - t
-    splits = ", ".join(f"{s} {meta[s]} images {_count_boxes(root, s)} boxes" for s in SPLITS)
+    if args.task == "classify":
+        splits = ", ".join(f"{s} {meta[s]} images" for s in SPLITS)
+    else:
+        splits = ", ".join(f"{s} {meta[s]} images {_count_labels(root, s)} {LABEL_NOUNS[args.task]}" for s in SPLITS)
     how = "already complete, reused" if reused else f"generated in {dt:.1f}s"
-    print(f"{root}: {splits}, {len(CLASS_NAMES)} classes, {args.imgsz}px, seed {args.seed} ({how})")
+    print(f"{root}: {args.task}, {splits}, {len(CLASS_NAMES)} classes, {args.imgsz}px, seed {args.seed} ({how})")
 
 
 if __name__ == "__main__":
