@@ -9,6 +9,7 @@ COMMANDS = {
     "accuracy": ("yolo_revcol.tools.bench_accuracy", "train stock yolov8n and yolov8n-revcol alike: mAP, time, memory"),
     "compare": ("yolo_revcol.tools.compare", "params/GFLOPs of RevCol YOLO models vs stock Ultralytics models"),
     "data": ("yolo_revcol.data.synthetic", "generate the embedded synthetic dataset (detect, segment, pose, obb, classify)"),
+    "speed": ("yolo_revcol.tools.bench_speed", "CPU inference and training-step time of RevCol vs stock YOLOv8"),
 }
 
 

@@ -1,0 +1,477 @@
+"""CPU speed of RevCol YOLO models against stock YOLOv8: batch-1 inference latency and training-step time.
+
+Per scale, both models are built from their YAMLs (no weights; speed does not depend on trained values) and timed in
+the same process, alternately:
+
+* inference, batch 1, per image size: the fused eval model (``.eval().fuse()``, as Ultralytics runs it before
+  predicting or exporting) in PyTorch eager under ``torch.inference_mode()``, and the ONNX file Ultralytics' exporter
+  writes (``YOLO(checkpoint).export(format="onnx")``, default settings) in ONNX Runtime's CPU provider;
+* one training step (forward, Ultralytics' detection loss on a synthetic batch of random boxes, backward) in train
+  mode, for RevCol through its reversible path (the YAML default), RevCol with plain backprop
+  (``RevCol.reversible = False``) and stock.
+
+Timing: every model gets ``--warmup`` untimed runs, then ``--rounds`` rounds each time ``--runs`` runs of every model
+back to back, the order rotating from round to round, so that drift in machine load hits all models alike. Reported:
+medians over all timed runs and the ratio RevCol / stock of the medians. torch and ONNX Runtime use the same thread
+count (``--threads``). Writes ``speed.md``, ``speed.csv`` and ``speed.png`` (ratios) into ``--out``; ``--profile N``
+also writes ``speed_profile.md``, the top-N operators by self CPU time of each eager inference pair.
+
+Examples:
+    yolo-revcol speed                                  # n and s at 640 and 320, eager + ONNX Runtime + training
+    yolo-revcol speed --scales n --imgsz 640 --no-train --profile 15
+    yolo-revcol speed --readme README.md               # also replace the <!-- speed:start/end --> block
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..paths import cfg_dir
+from .report import command_line, machine, markdown_table, replace_block, write_csv
+
+SCALES = "nsmlx"
+STOCK_YAML, REVCOL_YAML = "yolov8{s}.yaml", "yolov8{s}-revcol.yaml"  # stock from Ultralytics, RevCol from cfg/
+TARGET_INFERENCE = 0.80  # RevCol / stock latency, eager and ONNX Runtime
+TARGET_INFERENCE_SCALES = "ns"
+TARGET_TRAIN = 1.0  # RevCol (reversible) / stock training-step time
+TARGET_TRAIN_SCALES = "n"
+EAGER, ORT = "inference, PyTorch eager", "inference, ONNX Runtime"
+TRAIN_REV, TRAIN_PLAIN = "train step, reversible", "train step, plain backprop"
+
+
+@dataclass
+class Row:
+    """One RevCol-vs-stock measurement: per-run times in milliseconds of both models.
+
+    Attributes:
+        scale (str): Model scale (n, s, ...).
+        measure (str): What was timed (``EAGER``, ``ORT``, ``TRAIN_REV``, ``TRAIN_PLAIN``).
+        imgsz (int): Square input size.
+        batch (int): Batch size.
+        stock (list[float]): Timed runs of the stock model (ms).
+        revcol (list[float]): Timed runs of the RevCol model (ms).
+    """
+
+    scale: str
+    measure: str
+    imgsz: int
+    batch: int
+    stock: list[float] = field(default_factory=list)
+    revcol: list[float] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        """Median RevCol time over median stock time."""
+        return statistics.median(self.revcol) / statistics.median(self.stock)
+
+    @property
+    def target(self) -> float | None:
+        """The ratio this row should stay at or below, or None where the project sets no target."""
+        if self.measure in (EAGER, ORT) and self.scale in TARGET_INFERENCE_SCALES:
+            return TARGET_INFERENCE
+        if self.measure == TRAIN_REV and self.scale in TARGET_TRAIN_SCALES:
+            return TARGET_TRAIN
+        return None
+
+    @property
+    def met(self) -> str:
+        """``yes``/``no`` against the target, empty without one."""
+        return "" if self.target is None else ("yes" if self.ratio <= self.target else "no")
+
+
+def interleave(
+    fns: dict[str, Callable[[], object]], rounds: int, runs: int, warmup: int, threads: int
+) -> dict[str, list[float]]:
+    """Time several callables alternately.
+
+    Args:
+        fns (dict[str, Callable]): Name -> callable to time (one call is one run).
+        rounds (int): Rounds; each times ``runs`` consecutive runs of every callable, order rotated per round.
+        runs (int): Timed runs per callable and round.
+        warmup (int): Untimed runs per callable first (allocator, thread pools, ORT's first-run setup).
+        threads (int): torch threads to time with.
+
+    Returns:
+        (dict[str, list[float]]): Name -> the ``rounds * runs`` run times in milliseconds.
+    """
+    import torch
+
+    torch.set_num_threads(threads)  # again: Ultralytics' exporter (select_device) resets it to cores - 1
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate: nobody always runs first
+            gc.collect()  # a collection inside a timed run would charge one model for the others' garbage
+            fn = fns[name]
+            for _ in range(runs):
+                start = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def model_yamls(scale: str) -> tuple[str, str]:
+    """(stock, RevCol) model YAMLs of one scale, as Ultralytics resolves them."""
+    return STOCK_YAML.format(s=scale), str(cfg_dir() / REVCOL_YAML.format(s=scale))
+
+
+def build(yaml: str, train: bool = False):
+    """A ``DetectionModel`` built from a YAML (RevCol layers registered), in eval or train mode; no weights.
+
+    Training models get Ultralytics' default hyperparameters as ``model.args``, as its trainer attaches them: the
+    detection loss reads its box/cls/dfl gains there.
+    """
+    from ultralytics.cfg import get_cfg
+    from ultralytics.nn.tasks import DetectionModel
+
+    from ..integration.register import register
+
+    register()
+    model = DetectionModel(yaml, verbose=False)
+    if train:
+        model.args = get_cfg()
+        return model.train()
+    return model.eval()
+
+
+def synthetic_batch(batch: int, imgsz: int, nc: int = 80, boxes: int = 4, seed: int = 0) -> dict:
+    """A training batch in Ultralytics' collated format: random images and ``boxes`` random labels per image.
+
+    Returns:
+        (dict): ``img`` (B, 3, H, W) in [0, 1], ``batch_idx`` (N,), ``cls`` (N, 1), ``bboxes`` (N, 4) normalized xywh.
+    """
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    n = batch * boxes
+    wh = 0.05 + 0.45 * torch.rand(n, 2, generator=g)  # 5-50 % of the image side
+    xy = wh / 2 + (1 - wh) * torch.rand(n, 2, generator=g)  # box inside the image
+    return dict(
+        img=torch.rand(batch, 3, imgsz, imgsz, generator=g),
+        batch_idx=torch.arange(batch).repeat_interleave(boxes).float(),
+        cls=torch.randint(0, nc, (n, 1), generator=g).float(),
+        bboxes=torch.cat([xy, wh], 1),
+    )
+
+
+def train_step(model, batch: dict, reversible: bool | None = None) -> Callable[[], None]:
+    """One training step as a callable: zero grads, forward, loss, backward (no optimizer: same for every model).
+
+    Args:
+        model (DetectionModel): Model in train mode with ``model.args``.
+        batch (dict): Batch from ``synthetic_batch``.
+        reversible (bool | None): For RevCol models, the ``RevCol.reversible`` value to step with (set on every call,
+            so one model instance serves both RevCol variants with identical weights).
+    """
+
+    def step() -> None:
+        if reversible is not None:
+            model.model[0].reversible = reversible
+        model.zero_grad(set_to_none=True)
+        loss, _ = model.loss(batch)
+        loss.sum().backward()  # the trainer's backward: the loss is (box, cls, dfl) times batch size
+
+    return step
+
+
+def export_onnx(checkpoint: Path, imgsz: int) -> Path:
+    """Export a saved model the way users do, ``YOLO(checkpoint).export(format="onnx", imgsz=imgsz)``.
+
+    Exporting from a checkpoint writes the file next to it (a model built from a YAML would export into the working
+    directory). Ultralytics' defaults apply: fused, float32, batch 1, static shape, onnxslim-simplified.
+
+    Returns:
+        (Path): The ONNX file.
+    """
+    from ultralytics import YOLO
+
+    return Path(YOLO(str(checkpoint)).export(format="onnx", imgsz=imgsz, verbose=False))
+
+
+def ort_session(onnx_path: Path, threads: int):
+    """ONNX Runtime CPU session with ``threads`` intra-op threads (same as torch) and default graph optimizations."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1  # YOLO graphs are sequential; parallelism is within ops
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+
+def bench_inference(scale: str, sizes: list[int], args: argparse.Namespace, tmp: Path) -> list[Row]:
+    """Batch-1 latency of one scale's fused eval models: PyTorch eager, then (unless ``--no-onnx``) ONNX Runtime."""
+    import torch
+    from ultralytics import YOLO
+
+    from ..integration.register import register
+
+    register()
+    yolos = [YOLO(yaml) for yaml in model_yamls(scale)]  # stock, RevCol: DetectionModels built from YAML, no weights
+    names = [Path(yaml).stem for yaml in model_yamls(scale)]
+    checkpoints = [tmp / f"{n}.pt" for n in names]
+    for yolo, ckpt in zip(yolos, checkpoints):
+        yolo.save(ckpt)  # before fusing: the exporter starts from the checkpoint, as for a user's model
+    models = [y.model.float().eval().fuse(verbose=False) for y in yolos]
+    rows = []
+    for imgsz in sizes:
+        x = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
+        print(f"== {scale} {imgsz}: {EAGER}", flush=True)
+        with torch.inference_mode():
+            fns = {n: (lambda m=m: m(x)) for n, m in zip(names, models)}
+            times = interleave(fns, args.rounds, args.runs, args.warmup, args.threads)
+        rows.append(Row(scale, EAGER, imgsz, 1, times[names[0]], times[names[1]]))
+        if args.profile:
+            profiles = [profile_ops(m, x, max(args.runs, 3)) for m in models]
+            args.profiles.append((scale, imgsz, names, profiles))
+        if args.onnx:
+            # Each size overwrites the previous size's file (named after the checkpoint); sessions hold their copy.
+            sessions = [ort_session(export_onnx(ckpt, imgsz), args.threads) for ckpt in checkpoints]
+            feed = x.numpy()
+            print(f"== {scale} {imgsz}: {ORT}", flush=True)
+            fns = {n: (lambda s=s, f={s.get_inputs()[0].name: feed}: s.run(None, f)) for n, s in zip(names, sessions)}
+            times = interleave(fns, args.rounds, args.runs, args.warmup, args.threads)
+            rows.append(Row(scale, ORT, imgsz, 1, times[names[0]], times[names[1]]))
+    return rows
+
+
+def bench_train(scale: str, args: argparse.Namespace) -> list[Row]:
+    """Training-step time of stock, RevCol reversible and RevCol plain backprop at one scale, alternated."""
+    stock_yaml, revcol_yaml = model_yamls(scale)
+    stock, revcol = build(stock_yaml, train=True), build(revcol_yaml, train=True)
+    batch = synthetic_batch(args.train_batch, args.train_imgsz)
+    fns = {
+        "stock": train_step(stock, batch),
+        "reversible": train_step(revcol, batch, reversible=True),
+        "plain": train_step(revcol, batch, reversible=False),
+    }
+    # Make sure the reversible variant really takes the reversible backward (it records its reconstruction error).
+    revcol.model[0].reconstruction_error = None
+    fns["reversible"]()
+    if revcol.model[0].reconstruction_error is None:
+        print("warning: the reversible training step did not run RevCol's reversible backward", flush=True)
+    print(f"== {scale} {args.train_imgsz}: training step, batch {args.train_batch}", flush=True)
+    times = interleave(fns, args.rounds, args.train_runs, args.train_warmup, args.threads)
+    size = dict(scale=scale, imgsz=args.train_imgsz, batch=args.train_batch)
+    return [
+        Row(measure=TRAIN_REV, stock=times["stock"], revcol=times["reversible"], **size),
+        Row(measure=TRAIN_PLAIN, stock=times["stock"], revcol=times["plain"], **size),
+    ]
+
+
+def profile_ops(model, x, runs: int) -> dict[str, tuple[float, float]]:
+    """Self CPU time per operator of ``runs`` eager inferences (after one warm-up).
+
+    Returns:
+        (dict[str, tuple[float, float]]): Operator name -> (self CPU ms per inference, calls per inference).
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode():
+        model(x)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(runs):
+                model(x)
+    return {e.key: (e.self_cpu_time_total / 1e3 / runs, e.count / runs) for e in prof.key_averages()}
+
+
+def profile_report(profiles: list, top: int) -> str:
+    """Markdown: per eager inference pair, the ``top`` operators by self CPU time (the larger of the two models)."""
+    parts = []
+    for scale, imgsz, names, (stock, revcol) in profiles:
+        total_s, total_r = sum(v[0] for v in stock.values()), sum(v[0] for v in revcol.values())
+        none = (0.0, 0.0)
+        ops = sorted(set(stock) | set(revcol), key=lambda k: -max(stock.get(k, none)[0], revcol.get(k, none)[0]))
+        rows = []
+        for op in ops[:top]:
+            (ms_s, n_s), (ms_r, n_r) = stock.get(op, none), revcol.get(op, none)
+            share = f"{100 * ms_r / total_r:.1f}"
+            rows.append([f"`{op}`", f"{ms_s:.2f}", f"{n_s:g}", f"{ms_r:.2f}", f"{n_r:g}", share])
+        header = ("operator", f"{names[0]} ms", "calls", f"{names[1]} ms", "calls", f"{names[1]} share %")
+        parts.append(
+            f"### {scale} at {imgsz}, fused, PyTorch eager, batch 1\n\n"
+            f"Self CPU time per inference (torch.profiler): {names[0]} {total_s:.1f} ms, {names[1]} {total_r:.1f} ms; "
+            f"top {top} operators.\n\n" + markdown_table(header, rows)
+        )
+    return "\n".join(parts)
+
+
+HEADER = ("scale", "measure", "imgsz", "batch", "stock (ms)", "RevCol (ms)", "RevCol / stock", "target", "target met")
+CSV_HEADER = ("scale", "measure", "imgsz", "batch", "stock_ms", "revcol_ms", "ratio", "target", "target_met")
+CSV_HEADER += ("stock_p25_ms", "stock_p75_ms", "revcol_p25_ms", "revcol_p75_ms", "runs")
+
+
+def quartiles(values: list[float]) -> tuple[float, float]:
+    """25th and 75th percentile (both the value itself for a single run)."""
+    if len(values) < 2:
+        return values[0], values[0]
+    q = statistics.quantiles(values, n=4, method="inclusive")
+    return q[0], q[2]
+
+
+def table_rows(rows: list[Row]) -> list[list]:
+    """Markdown rows: medians with one decimal, ratios with three."""
+    return [
+        [r.scale, r.measure, r.imgsz, r.batch]
+        + [f"{statistics.median(r.stock):.1f}", f"{statistics.median(r.revcol):.1f}", f"{r.ratio:.3f}"]
+        + ["" if r.target is None else f"<= {r.target:.2f}", r.met]
+        for r in rows
+    ]
+
+
+def csv_rows(rows: list[Row]) -> list[list]:
+    """CSV rows at full precision, with interquartile ranges and the number of timed runs."""
+    return [
+        [r.scale, r.measure, r.imgsz, r.batch, statistics.median(r.stock), statistics.median(r.revcol), r.ratio]
+        + ["" if r.target is None else r.target, r.met, *quartiles(r.stock), *quartiles(r.revcol), len(r.revcol)]
+        for r in rows
+    ]
+
+
+def plot(rows: list[Row], title: str, path: Path) -> None:
+    """One bar per row: the ratio RevCol / stock, coloured by measure, with each row's target as a tick."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {EAGER: "tab:blue", ORT: "tab:orange", TRAIN_REV: "tab:green", TRAIN_PLAIN: "tab:gray"}
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.6 * len(rows) + 4), 4.5))
+    x = range(len(rows))
+    bars = ax.bar(x, [r.ratio for r in rows], color=[colors[r.measure] for r in rows])
+    for bar, r in zip(bars, rows):
+        top = (bar.get_x() + bar.get_width() / 2, bar.get_height())
+        ax.annotate(f"{r.ratio:.2f}", top, ha="center", va="bottom", fontsize=8)
+        if r.target is not None:
+            ax.hlines(r.target, bar.get_x() - 0.05, bar.get_x() + bar.get_width() + 0.05, colors="red", linewidth=2)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_xticks(list(x), [f"{r.scale} {r.imgsz}" + (f" b{r.batch}" if r.batch > 1 else "") for r in rows], fontsize=8)
+    ax.set_ylabel("RevCol / stock time (median)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for m, c in colors.items() if any(r.measure == m for r in rows)]
+    labels = [m for m in colors if any(r.measure == m for r in rows)]
+    handles.append(plt.Line2D([0], [0], color="red", linewidth=2))
+    ax.legend(handles, [*labels, "target"], fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.set_ylim(0, max(1.2, max(r.ratio for r in rows) * 1.1))
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def default_threads() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(prog="yolo-revcol speed", description=__doc__.split("\n\n")[0])
+    p.add_argument("--scales", nargs="+", default=["n", "s"], choices=list(SCALES))
+    p.add_argument("--imgsz", nargs="+", type=int, default=[640, 320], help="inference sizes (default 640 320)")
+    p.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
+    p.add_argument("--runs", type=int, default=10, help="timed inference runs per model and round (default 10)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed inference runs per model first (default 3)")
+    p.add_argument("--threads", type=int, default=default_threads(), help="torch and ONNX Runtime (default: all)")
+    p.add_argument("--train-batch", type=int, default=8)
+    p.add_argument("--train-imgsz", type=int, default=320)
+    p.add_argument("--train-runs", type=int, default=2, help="timed training steps per model and round (default 2)")
+    p.add_argument("--train-warmup", type=int, default=1, help="untimed training steps per model first (default 1)")
+    p.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip ONNX export and ONNX Runtime timing")
+    p.add_argument("--no-train", dest="train", action="store_false", help="skip the training-step timing")
+    p.add_argument("--profile", type=int, default=0, metavar="N", help="also write the top-N operators of eager pairs")
+    p.add_argument("--out", type=Path, default=Path("results"), help="folder for speed.md/.csv/.png")
+    p.add_argument("--readme", type=Path, help="also replace the <!-- speed:start/end --> block of this file")
+    args = p.parse_args(argv)
+    for name in ("rounds", "runs", "threads", "train_batch", "train_runs"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    for size in [*args.imgsz, args.train_imgsz]:
+        if size < 32 or size % 32:
+            p.error(f"image sizes must be multiples of 32, got {size}")
+    args.profiles = []
+    return args
+
+
+def describe(args: argparse.Namespace) -> str:
+    """The method, for the report header."""
+    parts = [
+        "Batch-1 inference of the fused eval models (`.eval().fuse()`), random input: PyTorch eager under "
+        "`torch.inference_mode()`"
+    ]
+    if args.onnx:
+        import onnxruntime
+
+        parts.append(
+            f"; ONNX Runtime {onnxruntime.__version__} CPUExecutionProvider on the file of Ultralytics' exporter "
+            f"(`YOLO(checkpoint).export(format=\"onnx\", imgsz=...)`, defaults: float32, static shape, onnxslim), "
+            "default graph optimizations"
+        )
+    parts.append(f". Threads for torch and ONNX Runtime (intra-op): {args.threads}.")
+    if args.train:
+        parts.append(
+            f" Training step: train mode, batch {args.train_batch} at {args.train_imgsz}, random images with 4 random "
+            "boxes each, zero_grad + forward + Ultralytics' v8DetectionLoss + backward (no optimizer step); RevCol "
+            "reversible (YAML default) and plain backprop (`RevCol.reversible = False`) share one model."
+        )
+    warm, timed = f"{args.warmup} runs", f"{args.runs} runs"
+    if args.train:
+        warm, timed = f"{warm} ({args.train_warmup} training steps)", f"{timed} ({args.train_runs} training steps)"
+    parts.append(
+        f" Warm-up {warm} per model, then {args.rounds} rounds of {timed} per model back to back, order rotating; "
+        f"medians over all timed runs, ratio = RevCol median / stock median. Targets: inference <= "
+        f"{TARGET_INFERENCE:.2f}x at "
+        f"{'/'.join(TARGET_INFERENCE_SCALES)}, reversible training step <= {TARGET_TRAIN:.2f}x at "
+        f"{'/'.join(TARGET_TRAIN_SCALES)}.\n"
+    )
+    return "".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time every measure, print the table, write Markdown, CSV and PNG (and optionally the README block)."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")  # before Ultralytics is imported: the exporter must not go online
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="yolo_revcol_speed_") as tmp:
+        for scale in args.scales:
+            (Path(tmp) / scale).mkdir()
+            rows += bench_inference(scale, args.imgsz, args, Path(tmp) / scale)
+            if args.train:
+                rows += bench_train(scale, args)
+    torch.set_num_threads(args.threads)  # as timed, for machine()
+    note = f"Measured by `{command_line()}` on {machine()}.\n" + describe(args)
+    table = markdown_table(HEADER, table_rows(rows))
+    print("\n" + table + "\n" + note)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "speed.md").write_text(note + "\n" + table)
+    write_csv(args.out / "speed.csv", CSV_HEADER, csv_rows(rows))
+    plot(rows, f"RevCol / stock YOLOv8 time on CPU, threads: {args.threads} (lower is faster)", args.out / "speed.png")
+    written = [args.out / f"speed.{ext}" for ext in ("md", "csv", "png")]
+    if args.profiles:
+        text = f"Measured by `{command_line()}` on {machine()}.\n\n" + profile_report(args.profiles, args.profile)
+        (args.out / "speed_profile.md").write_text(text)
+        print(text)
+        written.append(args.out / "speed_profile.md")
+    print("wrote " + ", ".join(map(str, written)))
+    if args.readme and not replace_block(args.readme, "speed", note + "\n" + table):
+        print(f"no <!-- speed:start --> block in {args.readme}; left it unchanged")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
