@@ -9,6 +9,7 @@ import pytest
 from conftest import BIN, ROOT, run
 
 from yolo_revcol.tools.bench_speed import (
+    BACKBONE,
     CSV_HEADER,
     EAGER,
     HEADER,
@@ -20,7 +21,7 @@ from yolo_revcol.tools.bench_speed import (
     synthetic_batch,
 )
 
-MEASURES = [EAGER, ORT, TRAIN_REV, TRAIN_PLAIN]
+MEASURES = [EAGER, BACKBONE, ORT, TRAIN_REV, TRAIN_PLAIN]
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,7 @@ def test_tiny_run_csv_rows_columns_and_ratios(tiny_run):
     assert list(rows[0]) == list(CSV_HEADER)
     assert [(r["scale"], r["measure"], r["imgsz"], r["batch"]) for r in rows] == [
         ("n", EAGER, "64", "1"),
+        ("n", BACKBONE, "64", "1"),
         ("n", ORT, "64", "1"),
         ("n", TRAIN_REV, "64", "2"),
         ("n", TRAIN_PLAIN, "64", "2"),
@@ -62,8 +64,8 @@ def test_tiny_run_csv_rows_columns_and_ratios(tiny_run):
         assert math.isfinite(ratio) and ratio > 0
         assert math.isclose(ratio, float(r["revcol_ms"]) / float(r["stock_ms"]), rel_tol=1e-9)
         assert r["runs"] == "1" and r["target_met"] in {"yes", "no", ""}
-    assert [r["target"] for r in rows] == ["0.8", "0.8", "1.0", ""]
-    assert rows[2]["stock_ms"] == rows[3]["stock_ms"]  # both RevCol training variants against the same stock runs
+    assert [r["target"] for r in rows] == ["0.8", "", "0.8", "1.0", ""]
+    assert rows[3]["stock_ms"] == rows[4]["stock_ms"]  # both RevCol training variants against the same stock runs
 
 
 def test_tiny_run_replaces_readme_block(tiny_run):
@@ -108,3 +110,21 @@ def test_synthetic_batch_is_in_ultralytics_collated_format():
     assert b["cls"].shape == (6, 1) and 0 <= b["cls"].min() and b["cls"].max() < 5
     xy, wh = b["bboxes"][:, :2], b["bboxes"][:, 2:]
     assert (wh > 0).all() and (xy - wh / 2 >= 0).all() and (xy + wh / 2 <= 1).all()
+
+
+@pytest.mark.parametrize("yaml", ["yolov8n.yaml", str(ROOT / "cfg" / "yolov8n-revcol.yaml")])
+def test_backbone_forward_stops_at_sppf_with_the_full_models_value(yaml):
+    import torch
+    from ultralytics.nn.modules import SPPF
+
+    from yolo_revcol.tools.bench_speed import backbone_forward, build
+
+    model = build(yaml)
+    sppf = next(m for m in model.model if isinstance(m, SPPF))
+    seen = []
+    sppf.register_forward_hook(lambda m, i, o: seen.append(o))
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        model(x)
+        out = backbone_forward(model, x)
+    assert len(seen) == 2 and torch.equal(out, seen[0]) and out.shape == (1, 256, 2, 2)

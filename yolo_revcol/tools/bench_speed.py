@@ -6,6 +6,8 @@ the same process, alternately:
 * inference, batch 1, per image size: the fused eval model (``.eval().fuse()``, as Ultralytics runs it before
   predicting or exporting) in PyTorch eager under ``torch.inference_mode()``, and the ONNX file Ultralytics' exporter
   writes (``YOLO(checkpoint).export(format="onnx")``, default settings) in ONNX Runtime's CPU provider;
+* the backbone alone (every layer up to and including SPPF, after which both models are the same neck and head), in
+  PyTorch eager: not a target, but it shows how much of each model's time the RevCol backbone can win back;
 * one training step (forward, Ultralytics' detection loss on a synthetic batch of random boxes, backward) in train
   mode, for RevCol through its reversible path (the YAML default), RevCol with plain backprop
   (``RevCol.reversible = False``) and stock.
@@ -45,6 +47,7 @@ TARGET_INFERENCE_SCALES = "ns"
 TARGET_TRAIN = 1.0  # RevCol (reversible) / stock training-step time
 TARGET_TRAIN_SCALES = "n"
 EAGER, ORT = "inference, PyTorch eager", "inference, ONNX Runtime"
+BACKBONE = "backbone to SPPF, PyTorch eager"  # no target: shows how much of the model RevCol replaces
 TRAIN_REV, TRAIN_PLAIN = "train step, reversible", "train step, plain backprop"
 
 
@@ -186,6 +189,29 @@ def train_step(model, batch: dict, reversible: bool | None = None) -> Callable[[
     return step
 
 
+def backbone_forward(model, x):
+    """Run a detection model's layers up to and including its SPPF, following each layer's inputs (``m.f``).
+
+    Stock YOLOv8 and the RevCol YAMLs share everything after SPPF (neck and head), so this is the part that differs.
+
+    Returns:
+        (torch.Tensor): SPPF's output.
+    """
+    from ultralytics.nn.modules import SPPF
+
+    outputs = []
+    for m in model.model:
+        if m.f == -1:
+            inputs = x
+        else:
+            inputs = outputs[m.f] if isinstance(m.f, int) else [x if j == -1 else outputs[j] for j in m.f]
+        x = m(inputs)
+        outputs.append(x)
+        if isinstance(m, SPPF):
+            return x
+    raise ValueError(f"{type(model).__name__} has no SPPF layer")
+
+
 def export_onnx(checkpoint: Path, imgsz: int) -> Path:
     """Export a saved model the way users do, ``YOLO(checkpoint).export(format="onnx", imgsz=imgsz)``.
 
@@ -232,6 +258,11 @@ def bench_inference(scale: str, sizes: list[int], args: argparse.Namespace, tmp:
             fns = {n: (lambda m=m: m(x)) for n, m in zip(names, models)}
             times = interleave(fns, args.rounds, args.runs, args.warmup, args.threads)
         rows.append(Row(scale, EAGER, imgsz, 1, times[names[0]], times[names[1]]))
+        print(f"== {scale} {imgsz}: {BACKBONE}", flush=True)
+        with torch.inference_mode():
+            fns = {n: (lambda m=m: backbone_forward(m, x)) for n, m in zip(names, models)}
+            times = interleave(fns, args.rounds, args.runs, args.warmup, args.threads)
+        rows.append(Row(scale, BACKBONE, imgsz, 1, times[names[0]], times[names[1]]))
         if args.profile:
             profiles = [profile_ops(m, x, max(args.runs, 3)) for m in models]
             args.profiles.append((scale, imgsz, names, profiles))
@@ -347,7 +378,7 @@ def plot(rows: list[Row], title: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {EAGER: "tab:blue", ORT: "tab:orange", TRAIN_REV: "tab:green", TRAIN_PLAIN: "tab:gray"}
+    colors = {EAGER: "tab:blue", BACKBONE: "tab:cyan", ORT: "tab:orange", TRAIN_REV: "tab:green", TRAIN_PLAIN: "tab:gray"}
     fig, ax = plt.subplots(figsize=(max(7.0, 0.6 * len(rows) + 4), 4.5))
     x = range(len(rows))
     bars = ax.bar(x, [r.ratio for r in rows], color=[colors[r.measure] for r in rows])
@@ -409,7 +440,7 @@ def describe(args: argparse.Namespace) -> str:
     """The method, for the report header."""
     parts = [
         "Batch-1 inference of the fused eval models (`.eval().fuse()`), random input: PyTorch eager under "
-        "`torch.inference_mode()`"
+        "`torch.inference_mode()`; the same for the backbone alone (layers up to and including SPPF)"
     ]
     if args.onnx:
         import onnxruntime
