@@ -36,7 +36,16 @@ from pathlib import Path
 import yaml
 
 from ..paths import cfg_dir
-from .bench_accuracy import DEFAULT_DATA, Result, Settings, prepare_data, quick_dataset, run_model
+from .bench_accuracy import (
+    DEFAULT_DATA,
+    Result,
+    Settings,
+    add_training_arguments,
+    fill_training_defaults,
+    prepare_data,
+    quick_dataset,
+    run_model,
+)
 from .report import command_line, machine, markdown_table, replace_block, write_csv
 
 BASE_YAML = "yolov8-revcol.yaml"
@@ -176,7 +185,6 @@ def plot(stock: tuple, rows: list[tuple], title: str, path: Path) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options (training settings as in ``yolo-revcol accuracy``)."""
-    d = Settings()
     p = argparse.ArgumentParser(prog="yolo-revcol ablation", description=__doc__.split("\n\n")[0])
     p.add_argument("--study", nargs="+", choices=list(STUDIES), default=list(STUDIES))
     p.add_argument("--variants", nargs="+", help="only these variants (names as in the tables)")
@@ -184,25 +192,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", help=f"dataset YAML (default cfg/{DEFAULT_DATA}; --quick: a tiny generated one)")
     p.add_argument("--no-train", action="store_true", help="params and GFLOPs only")
     p.add_argument("--jobs", type=int, default=1, help="trainings at a time (each uses one torch thread on CPU)")
-    p.add_argument("--epochs", type=int, help=f"default {d.epochs} (--quick: 1)")
-    p.add_argument("--imgsz", type=int, help=f"default {d.imgsz} (--quick: 64)")
-    p.add_argument("--batch", type=int, default=d.batch)
-    p.add_argument("--optimizer", default=d.optimizer)
-    p.add_argument("--lr0", type=float, default=d.lr0)
-    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
-    p.add_argument("--close-mosaic", type=int, default=d.close_mosaic)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--workers", type=int, default=d.workers)
-    p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=d.deterministic)
-    p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=d.plots)
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--quick", action="store_true", help="smoke test: 1 epoch, imgsz 64, 8+4 generated images")
+    add_training_arguments(p)
     p.add_argument("--project", type=Path, default=Path("runs/ablation"), help="runs and variant YAMLs go here")
     p.add_argument("--out", type=Path, default=Path("results"), help="folder for ablation_<study>.md/.csv/.png")
     p.add_argument("--readme", type=Path, help="also replace the <!-- ablation-<study>:start/end --> blocks")
     args = p.parse_args(argv)
-    args.epochs = args.epochs or (1 if args.quick else d.epochs)
-    args.imgsz = args.imgsz or (64 if args.quick else d.imgsz)
+    fill_training_defaults(args)
     known = {v.name for vs in STUDIES.values() for v in vs}
     unknown = sorted(set(args.variants or ()) - known)
     if unknown:

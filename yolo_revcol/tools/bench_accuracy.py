@@ -264,12 +264,10 @@ def plot(results: list[Result], title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Command-line options; ``--quick`` fills epochs and imgsz only where they were not given."""
+def add_training_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the training settings every training benchmark shares (``--epochs`` .. ``--quick``), defaults from
+    ``Settings``; ``--epochs`` and ``--imgsz`` stay None when not given, for ``--quick`` to fill."""
     d = Settings()
-    p = argparse.ArgumentParser(prog="yolo-revcol accuracy", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", help=f"dataset YAML (default cfg/{DEFAULT_DATA}; --quick: a tiny generated one)")
-    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="model YAMLs; the first is the baseline")
     p.add_argument("--epochs", type=int, help=f"default {d.epochs} (--quick: 1)")
     p.add_argument("--imgsz", type=int, help=f"default {d.imgsz} (--quick: 64)")
     p.add_argument("--batch", type=int, default=d.batch)
@@ -283,12 +281,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=d.plots, help="Ultralytics' run plots")
     p.add_argument("--device", default=d.device)
     p.add_argument("--quick", action="store_true", help="smoke test: 1 epoch, imgsz 64, 8+4 generated images")
+
+
+def fill_training_defaults(args: argparse.Namespace) -> None:
+    """Fill ``--epochs`` and ``--imgsz`` left unset: the ``Settings`` defaults, or the ``--quick`` smoke-test ones."""
+    d = Settings()
+    args.epochs = args.epochs or (1 if args.quick else d.epochs)
+    args.imgsz = args.imgsz or (64 if args.quick else d.imgsz)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options; ``--quick`` fills epochs and imgsz only where they were not given."""
+    p = argparse.ArgumentParser(prog="yolo-revcol accuracy", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", help=f"dataset YAML (default cfg/{DEFAULT_DATA}; --quick: a tiny generated one)")
+    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="model YAMLs; the first is the baseline")
+    add_training_arguments(p)
     p.add_argument("--project", type=Path, default=Path("runs/accuracy"), help="Ultralytics project for the runs")
     p.add_argument("--out", type=Path, default=Path("results"), help="folder for accuracy_<dataset>.md/.csv/.png")
     p.add_argument("--readme", type=Path, help="also replace the <!-- accuracy:start/end --> block of this file")
     args = p.parse_args(argv)
-    args.epochs = args.epochs or (1 if args.quick else d.epochs)
-    args.imgsz = args.imgsz or (64 if args.quick else d.imgsz)
+    fill_training_defaults(args)
     if len({Path(m).stem for m in args.models}) != len(args.models):
         p.error(f"model names (YAML stems) must differ: {args.models}")
     return args
