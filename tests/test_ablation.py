@@ -20,6 +20,20 @@ def test_variant_yaml_changes_only_the_revcol_row():
     assert d["backbone"][1:] == base["backbone"][1:] and d["head"] == base["head"] and d["scales"] == base["scales"]
 
 
+def test_variant_yaml_replaces_channels_and_blocks_when_given():
+    base = yaml.safe_load((CFG / "yolov8-revcol.yaml").read_text())
+    d = variant_yaml(base, Variant("x", "x", {"block": "c2f"}, channels=[32, 128, 256, 512], layers=[1, 3, 6, 3]))
+    assert d["backbone"][0][3][:2] == [[32, 128, 256, 512], [1, 3, 6, 3]]
+    assert d["backbone"][0][3][2] == base["backbone"][0][3][2]  # columns untouched
+
+
+def test_budget_variants_build_and_stay_under_080x(tmp_path):
+    cmd = [str(BIN / "yolo-revcol"), "ablation", "--no-train", "--study", "budget", "--out", str(tmp_path)]
+    run([*cmd, "--project", str(tmp_path / "p")], timeout=300)
+    rows = list(csv.DictReader(open(tmp_path / "ablation_budget.csv")))
+    assert [r["variant"] for r in rows] == ["stock"] + [v.name for v in STUDIES["budget"]]
+    assert all(float(r["params ratio"]) <= 0.80 and float(r["GFLOPs ratio"]) <= 0.80 for r in rows[1:])
+
 def test_studies_cover_blocks_stems_and_column_counts():
     design = {v.name: v for v in STUDIES["design"]}
     assert {v.options.get("block") for v in design.values()} == {"convnext", "c2f"}

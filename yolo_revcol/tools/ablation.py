@@ -60,12 +60,16 @@ class Variant:
         what (str): What it changes, for the table.
         options (dict): RevCol options by name (block, stem, drop_path, reversible, layer_scale...).
         columns (int | None): Column count for every scale (None: the YAML's).
+        channels (list[int] | None): Channels per level before width scaling (None: the YAML's).
+        layers (list[int] | None): Blocks per level before depth scaling (None: the YAML's).
     """
 
     name: str
     what: str
     options: dict = field(default_factory=dict)
     columns: int | None = None
+    channels: list[int] | None = None
+    layers: list[int] | None = None
 
 
 C2F_PATCHIFY = {"block": "c2f", "stem": "patchify"}
@@ -85,6 +89,18 @@ STUDIES = {
     # Reconstructing through 8 columns is too inexact for useful gradients (RevCol warns: error ~1); exact states
     # every 4 columns keep it at the 4-column level.
     + [Variant("c2f-8col", "8 columns, checkpoint_every 4", {**C2F_PATCHIFY, "checkpoint_every": 4}, 8)],
+    # Where the budget goes. At scale n the depth multiple 0.33 turns blocks 1/1/3/1 into one block per level, so
+    # more depth needs larger block counts in the row; halving the stride-4 level pays for it.
+    "budget": [
+        Variant("c2f-deeper", "blocks 2/2/6/2 (n: 1/1/2/1)", C2F_PATCHIFY, layers=[2, 2, 6, 2]),
+        Variant(
+            "c2f-narrow-p2-deeper",
+            "stride-4 level 32 (n: 8) channels, blocks 1/3/6/3 (n: 1/1/2/1)",
+            C2F_PATCHIFY,
+            channels=[32, 128, 256, 512],
+            layers=[1, 3, 6, 3],
+        ),
+    ],
 }
 
 
@@ -97,6 +113,8 @@ def variant_yaml(base: dict, variant: Variant) -> dict:
     channels, layers, columns = row[3][:3]
     if variant.columns is not None:  # same count at every scale, written the way the YAML writes columns
         columns = {s: variant.columns for s in columns} if isinstance(columns, dict) else variant.columns
+    channels = variant.channels or channels
+    layers = variant.layers or layers
     row[3] = [channels, layers, columns, dict(variant.options)]
     for key in ("scale",):
         d.pop(key, None)
