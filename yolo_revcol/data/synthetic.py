@@ -720,24 +720,8 @@ def generate_detection_dataset(
     """Generate the synthetic shapes dataset in Ultralytics YOLO detection format, or reuse it if already complete.
 
     Writes ``root/images/{train,val}/NNNNNN.jpg`` and ``root/labels/{train,val}/NNNNNN.txt`` (one ``cls cx cy w h``
-    line per object, normalised to the image size) and, last, a marker file holding the arguments; see
-    ``generate_dataset``, of which this is the ``task="detect"`` case.
-
-    Args:
-        root (str | Path): Dataset folder to create.
-        train (int): Number of training images.
-        val (int): Number of validation images.
-        imgsz (int): Image side in pixels (images are square).
-        seed (int): Non-negative random seed; image ``i`` of a split depends only on ``(seed, split, i)``.
-        overwrite (bool): Regenerate even if a complete dataset with the same arguments exists.
-
-    Returns:
-        (Path): The absolute dataset root.
-
-    Raises:
-        ValueError: If an argument is out of range.
-        FileExistsError: If ``root`` exists, is not empty and was not written by this generator, and ``overwrite``
-            is not set.
+    line per object, normalised to the image size) and, last, a marker file holding the arguments. This is
+    ``generate_dataset(root, "detect", ...)``; see there for the arguments, return value and errors.
     """
     return generate_dataset(root, "detect", train, val, imgsz, seed, overwrite)
 
