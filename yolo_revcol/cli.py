@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 COMMANDS = {
-    "ablation": ("yolo_revcol.tools.ablation", "RevCol design and column-count ablations: params, GFLOPs, mAP"),
+    "ablation": ("yolo_revcol.tools.ablation", "RevCol ablations (design, columns, budget): params, GFLOPs, mAP"),
     "accuracy": ("yolo_revcol.tools.bench_accuracy", "train stock yolov8n and yolov8n-revcol alike: mAP, time, memory"),
     "compare": ("yolo_revcol.tools.compare", "params/GFLOPs of RevCol YOLO models vs stock Ultralytics models"),
     "data": ("yolo_revcol.data.synthetic", "generate the embedded synthetic dataset (detect, segment, pose, obb, classify)"),
