@@ -116,21 +116,16 @@ def variant_yaml(base: dict, variant: Variant) -> dict:
     channels = variant.channels or channels
     layers = variant.layers or layers
     row[3] = [channels, layers, columns, dict(variant.options)]
-    for key in ("scale",):
-        d.pop(key, None)
+    d.pop("scale", None)
     return d
 
 
 def size(model_yaml: str, imgsz: int = 640) -> tuple[int, float]:
     """Params and GFLOPs at ``imgsz`` of a detection model built from a YAML (no weights)."""
-    from ultralytics.nn.tasks import DetectionModel
-    from ultralytics.utils.torch_utils import get_flops
+    from .compare import summarize
 
-    from ..integration.register import register
-
-    register()
-    model = DetectionModel(model_yaml, verbose=False)
-    return sum(p.numel() for p in model.parameters()), get_flops(model, imgsz)
+    s = summarize(model_yaml, Path(model_yaml).stem, imgsz)
+    return s.params, s.gflops
 
 
 def run_key(model_yaml: Path | str, data: str, settings: Settings) -> str:

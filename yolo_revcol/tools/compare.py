@@ -57,6 +57,7 @@ class Summary:
     scale: str = ""
     task: str = "detect"
     imgsz: int = 640  # image size of the GFLOPs figure
+    gradients: int = 0  # parameters that require grad, the "gradients" of Ultralytics' summary line
 
 
 @contextlib.contextmanager
@@ -113,7 +114,7 @@ def summarize(yaml: str | Path, name: str, imgsz: int) -> Summary:
         imgsz (int): Image size for GFLOPs; classification models use ``CLS_IMGSZ`` instead.
 
     Returns:
-        (Summary): Layers (leaf modules, as Ultralytics counts them), parameters and GFLOPs.
+        (Summary): Layers (leaf modules, as Ultralytics counts them), parameters, gradients and GFLOPs.
     """
     from ultralytics.nn.tasks import guess_model_scale
     from ultralytics.utils.torch_utils import get_flops
@@ -122,7 +123,8 @@ def summarize(yaml: str | Path, name: str, imgsz: int) -> Summary:
     imgsz = CLS_IMGSZ if task == "classify" else imgsz
     layers = sum(1 for m in model.modules() if not m._modules)  # leaf modules, as Ultralytics counts layers
     params = sum(p.numel() for p in model.parameters())
-    return Summary(name, layers, params, get_flops(model, imgsz), guess_model_scale(yaml), task, imgsz)
+    gradients = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return Summary(name, layers, params, get_flops(model, imgsz), guess_model_scale(yaml), task, imgsz, gradients)
 
 
 def compare(family: str = "yolov8", scales: str = SCALES, imgsz: int = 640) -> list[tuple[Summary, Summary]]:

@@ -50,18 +50,11 @@ def summary(path: Path, scale: str) -> str:
     Returns:
         (str): E.g. ``YOLOv8n-revcol-seg summary: 196 layers, 2657744 parameters, 2657728 gradients, 10.0 GFLOPs``.
     """
-    from ultralytics.utils.torch_utils import get_flops
-
-    from .compare import CLS_IMGSZ, build_model
+    from .compare import summarize
 
     scaled = scaled_path(path, scale)
-    model, task = build_model(scaled)
-    layers = sum(1 for m in model.modules() if not m._modules)
-    params = sum(p.numel() for p in model.parameters())
-    grads = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    gflops = get_flops(model, CLS_IMGSZ if task == "classify" else 640)
-    name = scaled.stem.replace("yolo", "YOLO")
-    return f"{name} summary: {layers} layers, {params} parameters, {grads} gradients, {gflops:.1f} GFLOPs"
+    s = summarize(scaled, scaled.stem.replace("yolo", "YOLO"), 640)  # classification: at 224, as Ultralytics reports
+    return f"{s.name} summary: {s.layers} layers, {s.params} parameters, {s.gradients} gradients, {s.gflops:.1f} GFLOPs"
 
 
 def with_summaries(text: str, path: Path) -> str:
