@@ -62,6 +62,7 @@ __all__ = (
 
 CLASS_NAMES = ("circle", "rectangle", "triangle", "star", "cross", "ellipse", "ring", "arrow")
 TASKS = ("detect", "segment", "pose", "obb", "classify")
+LABEL_NOUNS = {"detect": "boxes", "segment": "polygons", "pose": "poses", "obb": "oriented boxes"}  # tasks with label files
 KEYPOINT_NAMES = ("centre", "left", "top", "right", "bottom")  # centroid and extreme points of the whole silhouette
 FLIP_IDX = (0, 3, 2, 1, 4)  # a left-right flip swaps the leftmost and rightmost points
 DATASET_NAMES = {t: "revcol-shapes" + s for t, s in zip(TASKS, ("", "-seg", "-pose", "-obb", "-cls"))}
@@ -537,8 +538,8 @@ def scene_labels(scene: Scene, min_visible: float = MIN_VISIBLE, task: str = "de
     Raises:
         ValueError: For a task without per-image label files.
     """
-    if task not in TASKS[:4]:
-        raise ValueError(f"task must be one of {', '.join(TASKS[:4])} for label files, got {task!r}")
+    if task not in LABEL_NOUNS:
+        raise ValueError(f"task must be one of {', '.join(LABEL_NOUNS)} for label files, got {task!r}")
     h, w = scene.image.shape[:2]
 
     def xy(points: np.ndarray) -> str:
@@ -724,9 +725,6 @@ def generate_detection_dataset(
     ``generate_dataset(root, "detect", ...)``; see there for the arguments, return value and errors.
     """
     return generate_dataset(root, "detect", train, val, imgsz, seed, overwrite)
-
-
-LABEL_NOUNS = {"detect": "boxes", "segment": "polygons", "pose": "poses", "obb": "oriented boxes"}
 
 
 def _count_labels(root: Path, split: str) -> int:
