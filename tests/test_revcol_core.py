@@ -353,3 +353,104 @@ def test_fuse_is_exact_and_removes_work(block, stem):
     if block == "convnext":  # every block's norm affine and layer scale folded away
         blocks = [m for m in model.modules() if type(m).__name__ == "ConvNeXtBlock"]
         assert blocks and all(b.norm.weight is None and isinstance(b.gamma, torch.nn.Identity) for b in blocks)
+
+
+class ToyAuxHead(torch.nn.Module):
+    """A stand-in for a detection head: one 1x1 conv per stride-8/16/32 map."""
+
+    def __init__(self, channels: list[int]):
+        super().__init__()
+        self.convs = torch.nn.ModuleList(torch.nn.Conv2d(c, 3, 1) for c in channels[1:])
+
+    def forward(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [conv(m) for conv, m in zip(self.convs, maps)]
+
+
+def aux_model(cfg: dict, columns: int, aux: float = 0.4, **kwargs) -> RevCol:
+    """A trained-looking RevCol with one toy auxiliary head per supervised column."""
+    model = perturb(RevCol(**{**cfg, "columns": columns, "aux": aux, **kwargs}))
+    model.attach_aux_heads([ToyAuxHead(cfg["channels"]) for _ in model.supervised_columns])
+    return model
+
+
+def aux_step(model: RevCol, x: torch.Tensor, seed: int = 1) -> list[torch.Tensor]:
+    """Main loss plus weighted auxiliary losses, one backward; returns the input and parameter gradients."""
+    model.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_()
+    torch.manual_seed(seed)
+    out = model(x)
+    g = torch.Generator().manual_seed(7)
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in out)
+    for w, maps in model.pop_aux_outputs():
+        loss = loss + w * sum((m * torch.randn(m.shape, generator=g, dtype=m.dtype)).sum() for m in maps)
+    loss.backward()
+    return [x.grad] + [p.grad if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
+
+
+@pytest.mark.parametrize("columns, checkpoint_every", [(2, 0), (3, 0), (4, 2), (8, 0)])
+def test_aux_gradients_through_reversible_path_equal_plain(tiny_cfg, columns, checkpoint_every):
+    torch.manual_seed(0)
+    model = aux_model(tiny_cfg, columns, checkpoint_every=checkpoint_every).double().train()
+    x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    reversible = aux_step(model, x)
+    model.reversible = False
+    plain = aux_step(model, x)
+    assert all(g.abs().sum() > 0 for g in plain[-len(list(model.aux_heads.parameters())) :])  # heads learn
+    assert relative_error(plain, reversible) < 1e-9
+
+
+def test_aux_columns_and_weights_follow_the_rule(tiny_cfg):
+    def cols(n):
+        return RevCol(**{**tiny_cfg, "columns": n, "aux": 1.0})
+
+    assert cols(2).supervised_columns == [0] and cols(2).aux_weights == [1.0]
+    assert cols(3).supervised_columns == [0, 1] and cols(3).aux_weights == [0.5, 1.0]
+    assert cols(8).supervised_columns == [1, 3, 5] and cols(8).aux_weights == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert RevCol(**{**tiny_cfg, "aux": 0.0}).supervised_columns == []
+
+
+def test_aux_heads_run_only_in_training_and_fuse_removes_them(tiny_cfg):
+    model = aux_model(tiny_cfg, 3)
+    x = torch.randn(1, 3, 64, 64)
+    model.train()
+    model(x)
+    outputs = model.pop_aux_outputs()
+    assert [w for w, _ in outputs] == model.aux_weights and model.pop_aux_outputs() == []
+    model.eval()
+    with torch.no_grad():
+        reference = model(x)
+    assert model.pop_aux_outputs() == []  # eval runs no head
+    head_params = sum(p.numel() for p in model.aux_heads.parameters())
+    before = sum(p.numel() for p in model.parameters())
+    model.fuse()
+    assert model.aux_heads is None and sum(p.numel() for p in model.parameters()) < before - head_params + 1
+    with torch.no_grad():
+        assert torch.allclose(model(x)[3], reference[3], atol=1e-5)
+
+
+def test_model_with_aux_outputs_deepcopies_and_pickles(tiny_cfg, tmp_path):
+    import copy
+
+    model = aux_model(tiny_cfg, 2).train()
+    model(torch.randn(1, 3, 64, 64))  # leaves graph tensors behind until the loss pops them
+    clone = copy.deepcopy(model)
+    assert clone.pop_aux_outputs() == [] and clone.aux_heads is not None
+    torch.save(model, tmp_path / "m.pt")
+    loaded = torch.load(tmp_path / "m.pt", weights_only=False)
+    assert loaded.aux == model.aux and len(loaded.aux_heads) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"aux": -0.1}, "'aux' must be a number >= 0"), ({"aux": "yes"}, "'aux' must be"),
+     ({"aux": float("nan")}, "'aux' must be"), ({"aux": 1.0, "columns": 1}, "columns is 1")],
+)
+def test_bad_aux_values_are_named(tiny_cfg, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        RevCol(**{**tiny_cfg, **kwargs})
+
+
+def test_attach_wrong_number_of_aux_heads_fails(tiny_cfg):
+    model = RevCol(**{**tiny_cfg, "aux": 1.0})
+    with pytest.raises(ValueError, match=r"supervises columns \[0, 1\]"):
+        model.attach_aux_heads([ToyAuxHead(tiny_cfg["channels"])])

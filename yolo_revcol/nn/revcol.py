@@ -101,6 +101,10 @@ class RevCol(nn.Module):
         block (str): Block family: "convnext" (the paper's ConvNeXt-style block and LayerNorm fusions) or "c2f"
             (YOLOv8-style C2f block, BatchNorm + SiLU, which folds into convs for inference).
         stem (str): "patchify" (4x4 stride-4 conv, the paper's) or "yolo" (two 3x3 stride-2 convs).
+        aux (float): Weight of intermediate supervision (0: off). When positive, the columns listed by
+            ``supervised_columns`` also hand their states to auxiliary heads (``attach_aux_heads``) in training mode;
+            see ``aux_weights`` for how the weight is spread over them. Training only: eval, ``fuse`` and export
+            never run the heads.
 
     Examples:
         >>> model = RevCol(3, [16, 32, 64, 128], [1, 1, 3, 1], columns=2)
@@ -124,15 +128,19 @@ class RevCol(nn.Module):
         layer_scale: float | None = None,
         block: str = "convnext",
         stem: str = "patchify",
+        aux: float = 0.0,
     ):
         """Validate the arguments and build the stem and columns."""
         super().__init__()
         (c1, channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every, layer_scale,
-         block, stem) = self.check_args(
+         block, stem, aux) = self.check_args(
             c1, channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every, layer_scale,
-            block, stem
+            block, stem, aux
         )  # fmt: skip
         self.channels = channels
+        self.aux = aux
+        self.aux_heads: nn.ModuleList | None = None  # set by attach_aux_heads; training only
+        self._aux_outputs: list[tuple[float, object]] = []  # (weight, head output) of the last training forward
         self.block = block
         self.reversible = reversible
         self.checkpoint_every = checkpoint_every
@@ -160,6 +168,7 @@ class RevCol(nn.Module):
         layer_scale=None,
         block="convnext",
         stem="patchify",
+        aux=0.0,
     ) -> tuple:
         """Validate constructor arguments and return them normalised, in signature order.
 
@@ -197,6 +206,10 @@ class RevCol(nn.Module):
             isinstance(layer_scale, bool) or not isinstance(layer_scale, Real) or layer_scale <= 0
         ):
             raise ValueError(f"RevCol argument 'layer_scale' must be a number > 0, got {layer_scale!r}")
+        if isinstance(aux, bool) or not isinstance(aux, Real) or not 0.0 <= aux < float("inf"):
+            raise ValueError(f"RevCol argument 'aux' must be a number >= 0 (0: off), got {aux!r}")
+        if aux > 0 and columns < 2:
+            raise ValueError(f"RevCol argument 'aux' supervises the columns before the last, but columns is {columns}")
         return (
             c1,
             channels,
@@ -210,6 +223,7 @@ class RevCol(nn.Module):
             None if layer_scale is None else float(layer_scale),
             block,
             stem,
+            float(aux),
         )
 
     @staticmethod
@@ -220,6 +234,69 @@ class RevCol(nn.Module):
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
+    @property
+    def supervised_columns(self) -> list[int]:
+        """Indices of the columns that intermediate supervision reads (empty when ``aux`` is 0).
+
+        As in the paper, every ``max(1, columns // 4)``-th column is supervised; the last column never is (the
+        model's own head reads it): 2 or 3 columns supervise all but the last, 8 columns supervise columns 2, 4, 6
+        (1-based).
+        """
+        if not self.aux:
+            return []
+        step = max(1, len(self.columns) // 4)
+        return [k for k in range(len(self.columns) - 1) if (k + 1) % step == 0]
+
+    @property
+    def aux_weights(self) -> list[float]:
+        """Loss weight of each supervised column: rising with its depth, ``aux`` for the deepest one.
+
+        Column k (0-based) gets ``aux * (k + 1) / (K + 1)``, K the deepest supervised column, so later columns, which
+        carry more semantic information, weigh more (the paper raises classification weights the same way).
+        """
+        cols = self.supervised_columns
+        return [self.aux * (k + 1) / (cols[-1] + 1) for k in cols]
+
+    def attach_aux_heads(self, heads: Sequence[nn.Module]) -> None:
+        """Give every supervised column its auxiliary head.
+
+        Args:
+            heads (Sequence[nn.Module]): One module per entry of ``supervised_columns``; each takes the column's
+                stride 8/16/32 maps as a list and returns whatever the training loss expects.
+
+        Raises:
+            ValueError: If the number of heads does not match the supervised columns.
+        """
+        if len(heads) != len(self.supervised_columns):
+            raise ValueError(
+                f"RevCol supervises columns {self.supervised_columns} (aux={self.aux}), got {len(heads)} aux heads"
+            )
+        self.aux_heads = nn.ModuleList(heads) if heads else None
+
+    def drop_aux_heads(self) -> int:
+        """Remove the auxiliary heads (they only serve training); return how many parameters went with them."""
+        n = sum(p.numel() for p in self.aux_heads.parameters()) if self.aux_heads is not None else 0
+        self.aux_heads = None
+        self._aux_outputs = []
+        return n
+
+    def pop_aux_outputs(self) -> list[tuple[float, object]]:
+        """Return and forget the (weight, head output) pairs of the last training forward (empty when none ran)."""
+        out, self._aux_outputs = self._aux_outputs, []
+        return out
+
+    def __getstate__(self) -> dict:
+        """Pickle and deepcopy without the last forward's auxiliary outputs (graph tensors, not model state)."""
+        return {**super().__getstate__(), "_aux_outputs": []}
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle, giving models saved before intermediate supervision existed its off state."""
+        super().__setstate__(state)
+        self.__dict__.setdefault("aux", 0.0)
+        self.__dict__.setdefault("_aux_outputs", [])
+        if "aux_heads" not in self._modules:
+            self.aux_heads = None
+
     @torch.no_grad()
     def fuse(self) -> RevCol:
         """Fold inference-time affine steps into convolutions, exactly (Ultralytics' ``model.fuse()`` calls this).
@@ -227,9 +304,12 @@ class RevCol(nn.Module):
         BatchNorms fold into the preceding conv; a ConvNeXt block's LayerNorm affine folds into its first 1x1 conv
         and its layer scale into the second. Only for inference: BatchNorm statistics are frozen afterwards.
 
+        The auxiliary heads, which only serve training, are removed.
+
         Returns:
             (RevCol): self.
         """
+        self.drop_aux_heads()
         for m in list(self.modules()):  # listed first: fusing replaces submodules
             if m is not self and callable(getattr(m, "fuse", None)):
                 m.fuse()
@@ -263,6 +343,7 @@ class RevCol(nn.Module):
 
         Returns:
             (list[torch.Tensor]): The last column's maps, (N, channels[i], H / 2**(i+2), W / 2**(i+2)) for i=0..3.
+                In training mode with auxiliary heads, their outputs are kept for ``pop_aux_outputs``.
         """
         h, w = x.shape[-2:]
         # Skipped while tracing: there the sizes are symbolic and the exporter has already fixed valid ones.
@@ -273,11 +354,20 @@ class RevCol(nn.Module):
             )
         # Column states live in the parameters' dtype: float32 under autocast, the model's dtype after .half().
         x = self.stem(x).to(self.stem.weight.dtype)
+        supervise = self.aux_heads is not None and self.training
+        wanted = self.supervised_columns if supervise else []
         if self.uses_reversible_path(x):
             params = [p for p in self.columns.parameters() if p.requires_grad]
             report = self._record_reconstruction_error
-            return list(ReversibleColumns.apply(self.columns, self.checkpoint_every, report, x, *params))
-        states = None
-        for column in self.columns:
-            states = column(x, states)
+            out = ReversibleColumns.apply(self.columns, self.checkpoint_every, report, tuple(wanted), x, *params)
+            states = list(out[:NUM_LEVELS])
+            inner = [list(out[NUM_LEVELS * (j + 1) : NUM_LEVELS * (j + 2)]) for j in range(len(wanted))]
+        else:
+            states, inner = None, []
+            for k, column in enumerate(self.columns):
+                states = column(x, states)
+                if k in wanted:
+                    inner.append(states)
+        if supervise:  # the heads read strides 8/16/32, as the model's own head does
+            self._aux_outputs = [(w, h(s[1:])) for w, h, s in zip(self.aux_weights, self.aux_heads, inner)]
         return states

@@ -15,6 +15,10 @@ BatchNorm layers (the c2f block family) normalise with batch statistics in both 
 but only the forward may update their running statistics: recomputation runs with running-statistics tracking
 switched off, so each training step moves them exactly once, as plain backprop does.
 
+Columns under intermediate supervision hand their states out as extra outputs of the function; the gradients that
+come back for them are added to the gradients of the reconstructed states when the reverse pass reaches that
+column, so they flow through every earlier column exactly as in plain backprop.
+
 Parameters are passed through the autograd function and their gradients are returned from ``backward`` instead of
 being accumulated into ``.grad`` by nested backward calls, so DistributedDataParallel (with or without
 ``find_unused_parameters``) sees exactly one gradient per parameter.
@@ -83,8 +87,9 @@ def _uses_dropout(columns: Sequence[Column]) -> bool:
 class ReversibleColumns(torch.autograd.Function):
     """Run columns 1..N keeping only the stem output and column N's states (plus optional checkpoints).
 
-    ``apply(columns, checkpoint_every, report, x, *params)`` returns column N's four states. ``params`` must be
-    every parameter of ``columns`` that requires grad; their gradients are returned from ``backward``.
+    ``apply(columns, checkpoint_every, report, supervised, x, *params)`` returns column N's four states, then the
+    four states of every column listed in ``supervised`` (indices before the last, for auxiliary heads). ``params``
+    must be every parameter of ``columns`` that requires grad; their gradients are returned from ``backward``.
 
     The first column depends on the stem output alone, so backward recomputes its finest state exactly and
     compares it with the one reconstructed through all later columns: that relative error is the true accumulated
@@ -97,6 +102,7 @@ class ReversibleColumns(torch.autograd.Function):
         columns: nn.ModuleList,
         checkpoint_every: int,
         report: Callable[[torch.Tensor], None] | None,
+        supervised: tuple[int, ...],
         x: torch.Tensor,
         *params: torch.Tensor,
     ):
@@ -108,9 +114,11 @@ class ReversibleColumns(torch.autograd.Function):
         ctx.autocast = _autocast_state(x.device.type)
         ctx.rng = _RngStates(x.device) if columns.training and _uses_dropout(columns) else None
         ctx.consumed = False
+        ctx.supervised = supervised
 
         checkpoints: dict[int, int] = {}  # column index -> position of its first state in saved tensors
         saved: list[torch.Tensor] = []
+        handed_out: list[torch.Tensor] = []  # states of the supervised columns, returned after the last column's
         states = None
         with torch.no_grad():
             for k, column in enumerate(columns):
@@ -121,6 +129,8 @@ class ReversibleColumns(torch.autograd.Function):
                     down = column.level_forward(i, down, states)
                     new_states.append(down)
                 states = new_states
+                if k in supervised:
+                    handed_out.extend(states)
                 # Checkpoint every K-th column (never the last one, which is saved anyway) to reset the
                 # reconstruction error of the reverse pass.
                 if checkpoint_every and (k + 1) % checkpoint_every == 0 and k + 1 < len(columns):
@@ -128,7 +138,7 @@ class ReversibleColumns(torch.autograd.Function):
                     saved.extend(states)
         ctx.checkpoints = checkpoints
         ctx.save_for_backward(x, *states, *saved)
-        return tuple(states)
+        return (*states, *handed_out)
 
     @staticmethod
     def backward(ctx, *grad_states: torch.Tensor):
@@ -150,14 +160,19 @@ class ReversibleColumns(torch.autograd.Function):
         index_of = {id(p): i for i, p in enumerate(ctx.params)}
         param_grads: list[torch.Tensor | None] = [None] * len(ctx.params)
         grads = [torch.zeros_like(s) if g is None else g for s, g in zip(states, grad_states)]
+        # Gradients arriving from auxiliary heads, by column: joined in when the reverse pass reaches that column.
+        aux_grads = {
+            k: grad_states[NUM_LEVELS * (j + 1) : NUM_LEVELS * (j + 2)] for j, k in enumerate(ctx.supervised)
+        }
         grad_x = None
-        x_in = x.detach().requires_grad_(ctx.needs_input_grad[3])
+        x_in = x.detach().requires_grad_(ctx.needs_input_grad[4])
 
         enabled, dtype = ctx.autocast
         with torch.enable_grad(), torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled):
             for k in reversed(range(len(columns))):
                 column = columns[k]
                 first = k == 0
+                grads = [_add(g, a) for g, a in zip(grads, aux_grads.get(k, [None] * NUM_LEVELS))]
                 prev: list[torch.Tensor | None] = [None] * NUM_LEVELS
                 prev_grads: list[torch.Tensor | None] = [None] * NUM_LEVELS
                 if k - 1 in ctx.checkpoints:
@@ -204,7 +219,7 @@ class ReversibleColumns(torch.autograd.Function):
                     states = [s.detach() for s in prev]
                     grads = [torch.zeros_like(s) if g is None else g for s, g in zip(states, prev_grads)]
         ctx.columns = ctx.params = ctx.rng = ctx.report = None
-        return (None, None, None, grad_x, *param_grads)
+        return (None, None, None, None, grad_x, *param_grads)
 
 
 def _add(total: torch.Tensor | None, value: torch.Tensor | None) -> torch.Tensor | None:
