@@ -131,6 +131,8 @@ def edit_args(d: dict, **changes) -> dict:
         (lambda d: edit_args(d, drop_path=1.5), r"layer 0 \(RevCol\).*'drop_path' must be a number in \[0, 1\), got 1.5"),
         (lambda d: edit_args(d, columns={"s": 2}), r"layer 0 \(RevCol\): argument 'columns' \{'s': 2\} has no entry for scale 'n'"),
         (lambda d: edit_args(d, columns=0), r"layer 0 \(RevCol\).*'columns' must be an integer >= 1, got 0"),
+        (lambda d: edit_args(d, aux=-0.5), r"layer 0 \(RevCol\).*'aux' must be a number >= 0 \(0: off\), got -0.5"),
+        (lambda d: edit_args(d, columns=1, aux=0.5), r"layer 0 \(RevCol\).*'aux' supervises the columns before the last"),
         (
             lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, {"reversable": False}]]),
             r"layer 0 \(RevCol\): unknown option 'reversable' \(value False\)",
@@ -145,9 +147,9 @@ def edit_args(d: dict, **changes) -> dict:
         ),
         (
             lambda d: edit(
-                d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, 3, 4, 0.0, True, 0, 1e-6, "c2f", "yolo", 9]]
+                d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, 3, 4, 0.0, True, 0, 1e-6, "c2f", "yolo", 0.5, 9]]
             ),
-            r"layer 0 \(RevCol\): takes at most 11 positional arguments",
+            r"layer 0 \(RevCol\): takes at most 12 positional arguments",
         ),
         (
             lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, {"block": "resnet"}]]),

@@ -2,8 +2,9 @@
 
 Nothing in Ultralytics is edited or copied. ``register()`` adds RevCol to the namespace in which ``parse_model``
 resolves YAML module names, wraps ``parse_model`` so RevCol rows are expanded first (see ``yaml_args``), wraps
-``BaseModel.fuse`` so ``model.fuse()`` (called before val, predict and export) also fuses RevCol backbones, and adds
-the package's module classes to torch's safe-globals so checkpoints load under ``ULTRALYTICS_SAFE_LOAD=1``.
+``BaseModel.fuse`` so ``model.fuse()`` (called before val, predict and export) also fuses RevCol backbones (and drops
+their training-only auxiliary heads), wraps ``BaseModel.loss`` so the ``aux`` option adds its terms (see ``aux``),
+and adds the package's module classes to torch's safe-globals so checkpoints load under ``ULTRALYTICS_SAFE_LOAD=1``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import torch
 
 from .. import nn as revcol_nn
+from .aux import attach_aux_heads, with_aux_loss
 from .yaml_args import expand_revcol_rows
 
 __all__ = ("SUPPORTED_ULTRALYTICS", "UnsupportedUltralyticsError", "check_ultralytics_version", "register")
@@ -68,8 +70,10 @@ def register() -> None:
 
         @functools.wraps(original)
         def parse_model(d, ch, verbose=True):
-            """Expand RevCol rows for the model's scale, then build with Ultralytics' own parse_model."""
-            return original(expand_revcol_rows(d, ch), ch, verbose)
+            """Expand RevCol rows for the model's scale, build with Ultralytics' own parse_model, add aux heads."""
+            layers, save = original(expand_revcol_rows(d, ch), ch, verbose)
+            attach_aux_heads(layers, verbose)
+            return layers, save
 
         setattr(parse_model, _MARK, True)
         tasks.parse_model = parse_model
@@ -79,12 +83,16 @@ def register() -> None:
         @functools.wraps(original_fuse)
         def fuse(self, *args, **kwargs):
             """Fuse RevCol backbones first, so the summary Ultralytics prints afterwards describes the fused model."""
-            for m in self.modules():
+            for m in list(self.modules()):  # listed first: fusing drops RevCol's auxiliary heads
                 if isinstance(m, revcol_nn.RevCol):
                     m.fuse()
             return original_fuse(self, *args, **kwargs)
 
         setattr(fuse, _MARK, True)
         tasks.BaseModel.fuse = fuse
+    if not getattr(tasks.BaseModel.loss, _MARK, False):
+        loss = with_aux_loss(tasks.BaseModel.loss)
+        setattr(loss, _MARK, True)
+        tasks.BaseModel.loss = loss
     if hasattr(torch.serialization, "add_safe_globals"):
         torch.serialization.add_safe_globals(module_classes())

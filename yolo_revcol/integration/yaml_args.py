@@ -10,7 +10,7 @@ channels as their input channels. This module rewrites a model dictionary before
   and head are built with the right input channels.
 
 A RevCol row reads ``[channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every,
-layer_scale, block, stem]`` (only the first three are required); a trailing mapping may give any optional ones by
+layer_scale, block, stem, aux]`` (only the first three are required); a trailing mapping may give any optional ones by
 name, e.g. ``[[64, 128, 256, 512], [3, 3, 9, 3], {n: 2, s: 2, m: 3, l: 3, x: 3}, {block: c2f, reversible: false}]``. ``columns`` is an
 integer (every scale) or a mapping from scale name to integer.
 """
@@ -39,6 +39,7 @@ ARG_NAMES = (
     "layer_scale",
     "block",
     "stem",
+    "aux",
 )
 REQUIRED = 3
 

@@ -58,6 +58,7 @@ class Summary:
     task: str = "detect"
     imgsz: int = 640  # image size of the GFLOPs figure
     gradients: int = 0  # parameters that require grad, the "gradients" of Ultralytics' summary line
+    train_only: int = 0  # parameters of training-only auxiliary heads (RevCol ``aux``), not in ``params``
 
 
 @contextlib.contextmanager
@@ -114,17 +115,23 @@ def summarize(yaml: str | Path, name: str, imgsz: int) -> Summary:
         imgsz (int): Image size for GFLOPs; classification models use ``CLS_IMGSZ`` instead.
 
     Returns:
-        (Summary): Layers (leaf modules, as Ultralytics counts them), parameters, gradients and GFLOPs.
+        (Summary): Layers (leaf modules, as Ultralytics counts them), parameters, gradients and GFLOPs of the
+            inference model; the parameters of training-only auxiliary heads are counted apart (``train_only``).
     """
     from ultralytics.nn.tasks import guess_model_scale
     from ultralytics.utils.torch_utils import get_flops
 
+    from ..integration.aux import revcol_of
+
     model, task = build_model(yaml)
+    revcol = revcol_of(model)
+    train_only = revcol.drop_aux_heads() if revcol is not None else 0  # measure the inference model
     imgsz = CLS_IMGSZ if task == "classify" else imgsz
     layers = sum(1 for m in model.modules() if not m._modules)  # leaf modules, as Ultralytics counts layers
     params = sum(p.numel() for p in model.parameters())
     gradients = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return Summary(name, layers, params, get_flops(model, imgsz), guess_model_scale(yaml), task, imgsz, gradients)
+    flops = get_flops(model, imgsz)
+    return Summary(name, layers, params, flops, guess_model_scale(yaml), task, imgsz, gradients, train_only)
 
 
 def compare(family: str = "yolov8", scales: str = SCALES, imgsz: int = 640) -> list[tuple[Summary, Summary]]:
@@ -150,7 +157,8 @@ def table_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
         p, g = ours.params / stock.params, ours.gflops / stock.gflops
         rows.append([scale, stock.name, stock.layers, f"{stock.params / 1e6:.2f}", f"{stock.gflops:.1f}", "", "", ""])
         ok = "yes" if p <= TARGET and g <= TARGET else "no"
-        rows.append([scale, ours.name, ours.layers, f"{ours.params / 1e6:.2f}", f"{ours.gflops:.1f}", f"{p:.3f}", f"{g:.3f}", ok])
+        name = ours.name + (f" (+{ours.train_only / 1e6:.2f}M training-only)" if ours.train_only else "")
+        rows.append([scale, name, ours.layers, f"{ours.params / 1e6:.2f}", f"{ours.gflops:.1f}", f"{p:.3f}", f"{g:.3f}", ok])
     return rows
 
 

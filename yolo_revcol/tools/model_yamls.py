@@ -31,6 +31,8 @@ DERIVED = (
 OWN_ROW = ("yolo11-revcol.yaml",)
 _REVCOL_ROW = re.compile(r"^\s*- \[-1, 1, RevCol, .*$", re.M)
 _INDEX_ROW = re.compile(r"^(\s*- )\[0, 1, Index, \[\d+, (\d+)\]\]", re.M)
+# Options the derived task YAMLs do not take: ``aux`` adds detection heads, which their own losses cannot train.
+_DETECT_ONLY_OPTION = re.compile(r",\s*aux:\s*[^,}\]]+")
 _SCALE_LINE = re.compile(r"^(  ([nslmx]): \[[^\]\n]*\])( # [^\n]*)?$", re.M)
 
 
@@ -65,7 +67,7 @@ def with_summaries(text: str, path: Path) -> str:
 def with_reference_rows(text: str, reference: str) -> str:
     """Return a YAML's text with its RevCol row copied from ``reference`` and its Index rows' arguments from there.
 
-    Index rows keep their own trailing comments (layer numbers differ between YAMLs); each takes the channel argument
+    Detection-only options (``aux``) are left out of the copied row. Index rows keep their own trailing comments (layer numbers differ between YAMLs); each takes the channel argument
     of the reference's Index row that selects the same map.
 
     Raises:
@@ -81,7 +83,8 @@ def with_reference_rows(text: str, reference: str) -> str:
             raise ValueError(f"the reference has no Index row for map {m.group(2)}")
         return m.group(1) + ref_index[m.group(2)]
 
-    text = _REVCOL_ROW.sub(lambda _: ref_row.group(0), text, count=1)
+    row = _DETECT_ONLY_OPTION.sub("", ref_row.group(0))
+    text = _REVCOL_ROW.sub(lambda _: row, text, count=1)
     return _INDEX_ROW.sub(index_row, text)
 
 
