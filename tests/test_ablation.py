@@ -8,15 +8,16 @@ import pytest
 import yaml
 from conftest import BIN, CFG, run
 
-from yolo_revcol.tools.ablation import STUDIES, Variant, variant_yaml
+from yolo_revcol.tools.ablation import SHIPPED, STUDIES, Variant, variant_yaml
 
 
 def test_variant_yaml_changes_only_the_revcol_row():
     base = yaml.safe_load((CFG / "yolov8-revcol.yaml").read_text())
-    d = variant_yaml(base, Variant("x", "x", {"block": "c2f", "stem": "yolo"}, columns=4))
+    d = variant_yaml(base, Variant("x", "x", {"block": "convnext", "stem": "yolo"}, columns=4))
     assert d["backbone"][0][3][:2] == base["backbone"][0][3][:2]
     assert set(d["backbone"][0][3][2].values()) == {4} and d["backbone"][0][3][2].keys() == base["scales"].keys()
-    assert d["backbone"][0][3][3] == {"block": "c2f", "stem": "yolo"}
+    assert d["backbone"][0][3][3] == {**base["backbone"][0][3][3], "block": "convnext", "stem": "yolo"}  # merged
+    assert variant_yaml(base, SHIPPED)["backbone"] == base["backbone"]  # the reference row is the shipped one
     assert d["backbone"][1:] == base["backbone"][1:] and d["head"] == base["head"] and d["scales"] == base["scales"]
 
 
@@ -31,43 +32,50 @@ def test_budget_variants_build_and_stay_under_080x(tmp_path):
     cmd = [str(BIN / "yolo-revcol"), "ablation", "--no-train", "--study", "budget", "--out", str(tmp_path)]
     run([*cmd, "--project", str(tmp_path / "p")], timeout=300)
     rows = list(csv.DictReader(open(tmp_path / "ablation_budget.csv")))
-    assert [r["variant"] for r in rows] == ["stock"] + [v.name for v in STUDIES["budget"]]
-    assert all(float(r["params ratio"]) <= 0.80 and float(r["GFLOPs ratio"]) <= 0.80 for r in rows[1:])
+    assert [r["variant"] for r in rows] == ["stock", "shipped"] + [v.name for v in STUDIES["budget"]]
+    stock_params, stock_gflops = float(rows[0]["params"]), float(rows[0]["gflops_640"])
+    assert all(float(r["params"]) <= 0.80 * stock_params and float(r["gflops_640"]) <= 0.80 * stock_gflops for r in rows[1:])
 
-def test_studies_cover_blocks_stems_and_column_counts():
-    design = {v.name: v for v in STUDIES["design"]}
-    assert {v.options.get("block") for v in design.values()} == {"convnext", "c2f"}
-    assert {v.options.get("stem", "patchify") for v in design.values()} == {"patchify", "yolo"}
-    assert [v.columns for v in STUDIES["columns"]] == [1, 2, 4, 8]
+
+def test_studies_cover_blocks_stems_column_counts_and_supervision():
+    base = yaml.safe_load((CFG / "yolov8-revcol.yaml").read_text())
+    options = [variant_yaml(base, v)["backbone"][0][3][3] for v in [SHIPPED, *STUDIES["design"]]]
+    assert {o["block"] for o in options} == {"convnext", "c2f"}
+    assert {o["stem"] for o in options} == {"patchify", "yolo"}
+    assert sorted({v.columns for v in STUDIES["columns"]} | {2}) == [1, 2, 3, 4]
+    assert all(v.options["aux"] > 0 for v in STUDIES["supervision"])
 
 
 def test_sizes_only_table_orders_columns_and_keeps_2_columns_under_target(tmp_path):
     cmd = [str(BIN / "yolo-revcol"), "ablation", "--no-train", "--study", "columns", "--out", str(tmp_path)]
     run([*cmd, "--project", str(tmp_path / "p")], timeout=300)
-    rows = list(csv.DictReader(open(tmp_path / "ablation_columns.csv")))
-    assert [r["variant"] for r in rows] == ["stock"] + [v.name for v in STUDIES["columns"]]
-    params = [float(r["params ratio"]) for r in rows[1:]]
+    rows = {r["variant"]: r for r in csv.DictReader(open(tmp_path / "ablation_columns.csv"))}
+    assert list(rows) == ["stock", "shipped"] + [v.name for v in STUDIES["columns"]]
+    params = [float(rows[n]["params"]) for n in ("c2f-1col", "shipped", "c2f-3col", "c2f-4col")]
     assert params == sorted(params) and len(set(params)) == 4  # every column adds parameters
-    two = rows[2]
-    assert float(two["params ratio"]) <= 0.80 and float(two["GFLOPs ratio"]) <= 0.80
-    assert all(r["mAP50-95"] == "" for r in rows)  # nothing trained, nothing claimed
+    shipped, stock = rows["shipped"], rows["stock"]
+    assert float(shipped["params"]) <= 0.80 * float(stock["params"])
+    assert float(shipped["gflops_640"]) <= 0.80 * float(stock["gflops_640"])
+    assert all(r["seeds"] == "0" and r["map50_95_mean"] == "nan" for r in rows.values())  # nothing trained, nothing claimed
 
 
 def test_quick_training_run_then_reuse(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- ablation-columns:start -->\nold\n<!-- ablation-columns:end -->\n")
     cmd = [str(BIN / "yolo-revcol"), "ablation", "--quick", "--study", "columns", "--variants", "c2f-1col"]
-    cmd += ["--out", str(tmp_path), "--project", str(tmp_path / "p"), "--readme", str(readme)]
+    cmd += ["--seeds", "0", "--out", str(tmp_path), "--project", str(tmp_path / "p"), "--readme", str(readme)]
     first = run(cmd, env={"YOLO_OFFLINE": "1"}, timeout=400)
     assert "reused run" not in first.stdout
     rows = list(csv.DictReader(open(tmp_path / "ablation_columns.csv")))
-    assert [r["variant"] for r in rows] == ["stock", "c2f-1col"]
-    assert all(0 <= float(r["mAP50-95"]) <= 1 for r in rows)
+    assert [r["variant"] for r in rows] == ["stock", "shipped", "c2f-1col"]
+    assert all(r["seeds"] == "1" and 0 <= float(r["map50_95_mean"]) <= 1 for r in rows)
+    assert rows[2]["verdict"] == "n/a"  # one seed decides nothing
     assert "| c2f-1col |" in readme.read_text() and "old" not in readme.read_text()
+    assert (tmp_path / "ablation_scatter.png").stat().st_size > 10_000
     second = run(cmd, env={"YOLO_OFFLINE": "1"}, timeout=400)
-    assert second.stdout.count("(reused run)") == 2  # identical YAML and settings: nothing retrained
+    assert second.stdout.count("(reused run)") == 3  # identical YAML and settings: nothing retrained
     again = list(csv.DictReader(open(tmp_path / "ablation_columns.csv")))
-    assert [r["mAP50-95"] for r in again] == [r["mAP50-95"] for r in rows]
+    assert [r["map50_95_mean"] for r in again] == [r["map50_95_mean"] for r in rows]
 
 
 def test_unknown_variant_is_rejected(tmp_path):

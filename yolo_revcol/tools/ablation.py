@@ -1,20 +1,25 @@
-"""Ablations of the RevCol backbone at one scale: which block, stem, columns and training path to ship.
+"""Ablations of the RevCol backbone at one scale: which block, stem, columns, budget and supervision to ship.
 
-Every variant is the shipped ``cfg/yolov8-revcol.yaml`` with only its RevCol row changed (same channels and blocks
-per level, same neck and head). Each variant's YAML is written next to its run, its params and GFLOPs are measured
-like ``yolo-revcol compare`` does, and it is trained from scratch with exactly the settings of
-``yolo-revcol accuracy`` (stock YOLOv8 at the same scale trained alongside as the reference). Two studies:
+Every variant is the shipped ``cfg/yolov8-revcol.yaml`` with only its RevCol row changed (options merged over the
+shipped ones; same neck and head). Each variant's YAML is written next to its runs, its params and GFLOPs are measured
+like ``yolo-revcol compare`` does (inference model), and it is trained from scratch with exactly the settings and
+seeds of ``yolo-revcol accuracy``, next to stock YOLOv8 and the shipped row at the same scale. Studies:
 
-* ``design``: block family (the paper's ConvNeXt block vs a YOLOv8-style C2f block with BatchNorm/SiLU), stem
-  (4x4 patchify vs two 3x3 stride-2 convs), drop path, and reversible vs plain backprop;
-* ``columns``: the column count as a scaling axis (1, 2, 4, 8 columns) with the shipped block and stem.
+* ``design``: block family (the paper's ConvNeXt block vs a YOLOv8-style C2f block with BatchNorm/SiLU) and stem
+  (4x4 patchify vs two 3x3 stride-2 convs), drop path, plain backprop;
+* ``columns``: the column count (1, 3, 4 next to the shipped 2);
+* ``budget``: where the parameters go (blocks per level, the stride-4 level's width);
+* ``supervision``: intermediate supervision (``aux``) of the first column with auxiliary Detect heads.
 
-A finished run is reused when its YAML and settings are identical (its ``result.json`` records both), so a second
-study or a rerun trains only what changed. Writes ``ablation_<study>.md``/``.csv``/``.png`` and prints the tables.
+Decision rule (``bench_accuracy.decide``): a variant is better or worse than the shipped row only when the difference
+of mean mAP50-95 over seeds exceeds two standard errors; otherwise the table says "no difference". Runs are shared
+with ``yolo-revcol accuracy`` (same project folder): identical model, dataset and settings train once. Writes
+``ablation_<study>.md``/``.csv``/``.png``, a mAP-vs-GFLOPs scatter of stock and every variant
+(``ablation_scatter.png``), and prints the tables.
 
 Examples:
-    yolo-revcol ablation                              # both studies at scale n, 10 epochs at 256 px (CPU: hours)
-    yolo-revcol ablation --study columns --jobs 2     # two trainings at a time
+    yolo-revcol ablation --jobs 2                     # every study at scale n, seeds 0 1 2 (CPU: many hours)
+    yolo-revcol ablation --study supervision --seeds 0 1 2 --jobs 2
     yolo-revcol ablation --no-train                   # params/GFLOPs only, seconds
     yolo-revcol ablation --readme README.md           # also fill the <!-- ablation-<study>:start/end --> blocks
 """
@@ -23,14 +28,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
-import json
 import math
 import os
 import sys
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -38,13 +39,15 @@ import yaml
 from ..paths import cfg_dir
 from .bench_accuracy import (
     DEFAULT_DATA,
+    SIGNIFICANCE,
     Result,
-    Settings,
     add_training_arguments,
+    decide,
     fill_training_defaults,
-    prepare_data,
-    quick_dataset,
-    run_model,
+    mean_std,
+    resolve_data,
+    settings_of,
+    train_all,
 )
 from .report import command_line, machine, markdown_table, replace_block, write_csv
 
@@ -72,40 +75,28 @@ class Variant:
     layers: list[int] | None = None
 
 
-C2F_PATCHIFY = {"block": "c2f", "stem": "patchify"}
+SHIPPED = Variant("shipped", "cfg/yolov8-revcol.yaml as shipped (reference of the verdicts)")
 STUDIES = {
     "design": [
         Variant("convnext-patchify", "paper: ConvNeXt block, LayerNorm, 4x4 patchify stem", {"block": "convnext"}),
-        Variant("convnext-yolo", "ConvNeXt block, 3x3 s2 conv stem", {"block": "convnext", "stem": "yolo"}),
-        Variant("c2f-patchify", "C2f block (BN/SiLU), 4x4 patchify stem", C2F_PATCHIFY),
-        Variant("c2f-yolo", "C2f block (BN/SiLU), 3x3 s2 conv stem", {"block": "c2f", "stem": "yolo"}),
-        Variant("c2f-patchify-dp0.1", "C2f + patchify stem, drop path 0.1", {"block": "c2f", "drop_path": 0.1}),
-        Variant("c2f-patchify-plain", "C2f + patchify stem, plain backprop", {"block": "c2f", "reversible": False}),
+        Variant("c2f-yolo", "3x3 s2 conv stem", {"stem": "yolo"}),
+        Variant("c2f-dp0.1", "drop path 0.1", {"drop_path": 0.1}),
+        Variant("c2f-plain", "plain backprop (reversible off)", {"reversible": False}),
     ],
-    "columns": [
-        Variant(f"c2f-{n}col", f"{n} column{'s' if n > 1 else ''} (C2f, patchify stem)", C2F_PATCHIFY, n)
-        for n in (1, 2, 4)
-    ]
-    # Reconstructing through 8 columns is too inexact for useful gradients (RevCol warns: error ~1); exact states
-    # every 4 columns keep it at the 4-column level.
-    + [Variant("c2f-8col", "8 columns, checkpoint_every 4", {**C2F_PATCHIFY, "checkpoint_every": 4}, 8)],
-    # Where the budget goes. At scale n the depth multiple 0.33 turns blocks 1/1/3/1 into one block per level, so
-    # more depth needs larger block counts in the row; halving the stride-4 level pays for it.
+    "columns": [Variant(f"c2f-{n}col", f"{n} column{'s' if n > 1 else ''}", columns=n) for n in (1, 3, 4)],
+    # At scale n the depth multiple 0.33 turns blocks 1/1/3/1 into one block per level, so more depth needs larger
+    # block counts in the row.
     "budget": [
-        Variant("c2f-deeper", "blocks 2/2/6/2 (n: 1/1/2/1)", C2F_PATCHIFY, layers=[2, 2, 6, 2]),
-        Variant(
-            "c2f-narrow-p2-deeper",
-            "stride-4 level 32 (n: 8) channels, blocks 1/3/6/3 (n: 1/1/2/1)",
-            C2F_PATCHIFY,
-            channels=[32, 128, 256, 512],
-            layers=[1, 3, 6, 3],
-        ),
+        Variant("c2f-deeper", "blocks 2/2/6/2 (n: 1/1/2/1)", layers=[2, 2, 6, 2]),
+        Variant("c2f-narrow-p2-deeper", "stride-4 level 32 (n: 8) channels, blocks 1/3/6/3 (n: 1/1/2/1)",
+                channels=[32, 128, 256, 512], layers=[1, 3, 6, 3]),
     ],
+    "supervision": [Variant(f"c2f-aux{w:g}", f"aux {w:g}: Detect head on column 1", {"aux": w}) for w in (0.5, 1.0)],
 }
 
 
 def variant_yaml(base: dict, variant: Variant) -> dict:
-    """The model dictionary of ``variant``: ``base`` with its RevCol row's options replaced."""
+    """The model dictionary of ``variant``: ``base`` with its RevCol row's arguments replaced (options merged)."""
     d = copy.deepcopy(base)
     row = d["backbone"][0]
     if row[2] != "RevCol":
@@ -115,7 +106,8 @@ def variant_yaml(base: dict, variant: Variant) -> dict:
         columns = {s: variant.columns for s in columns} if isinstance(columns, dict) else variant.columns
     channels = variant.channels or channels
     layers = variant.layers or layers
-    row[3] = [channels, layers, columns, dict(variant.options)]
+    options = row[3][3] if len(row[3]) > 3 and isinstance(row[3][3], dict) else {}
+    row[3] = [channels, layers, columns, {**options, **variant.options}]
     d.pop("scale", None)
     return d
 
@@ -128,64 +120,77 @@ def size(model_yaml: str, imgsz: int = 640) -> tuple[int, float]:
     return s.params, s.gflops
 
 
-def run_key(model_yaml: Path | str, data: str, settings: Settings) -> str:
-    """Identity of a training run: the model (its parsed YAML, or its name), the dataset and every setting.
-
-    The parsed YAML is used, not its text, so two variants that differ only in name and comments share one run.
-    """
-    model = yaml.safe_load(Path(model_yaml).read_text()) if Path(model_yaml).is_file() else str(model_yaml)
-    scale = Path(model_yaml).stem  # the scale Ultralytics reads from the file name
-    blob = json.dumps([model, scale[: scale.index("-")] if "-" in scale else scale, data, asdict(settings)], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+HEADER = ("variant", "what changes", "params (M)", "GFLOPs @640", "params ratio", "GFLOPs ratio", "seeds")
+HEADER += ("mAP50-95", "ratio to stock", "vs shipped", f"verdict ({SIGNIFICANCE:g} SE)", "train (s)")
+CSV_HEADER = ("variant", "params", "gflops_640", "seeds", "map50_95_mean", "map50_95_std", "diff_vs_shipped")
+CSV_HEADER += ("se_vs_shipped", "verdict", "train_s_mean")
 
 
-def train_cached(model: str, data: str, project: Path, settings: Settings, tmp: Path) -> tuple[Result, bool]:
-    """Train ``model`` unless an identical finished run exists under ``project``; return its result and reuse flag."""
-    cache = project / "results" / f"{run_key(model, data, settings)}.json"
-    if cache.is_file():
-        return Result(**{**json.loads(cache.read_text()), "name": Path(model).stem}), True
-    result = run_model(model, data, project, settings, tmp)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(asdict(result)))
-    return result, False
+@dataclass
+class Row:
+    """One table row: a variant (or stock), its size and its runs (empty when not trained)."""
+
+    name: str
+    what: str
+    params: int
+    gflops: float
+    runs: list[Result] = field(default_factory=list)
+
+    @property
+    def maps(self) -> list[float]:
+        """mAP50-95 of every seed."""
+        return [r.map50_95 for r in self.runs]
 
 
-HEADER = ("variant", "what changes", "params (M)", "GFLOPs @640", "params ratio", "GFLOPs ratio")
-HEADER += ("mAP50", "mAP50-95", "mAP50-95 ratio", "train (s)")
+def compare_rows(stock: Row, shipped: Row, rows: list[Row]) -> list[tuple[Row, tuple[float, float, str] | None]]:
+    """Pair every row with the decision rule's result against the shipped row (None where undefined)."""
+    return [(r, decide(r.maps, shipped.maps) if r.runs and shipped.runs and r is not shipped and r is not stock else None)
+            for r in rows]
 
 
-def table_rows(stock: tuple, rows: list[tuple]) -> list[list]:
-    """Markdown rows: stock first, then every variant with its ratios to stock."""
-
-    def fmt(v: float, spec: str) -> str:
-        return "" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
-
+def table_rows(stock: Row, shipped: Row, rows: list[Row]) -> list[list]:
+    """Markdown rows: stock, shipped, then every variant, with ratios to stock and verdicts against shipped."""
     out = []
-    sp, sf, sr = stock
-    out.append(["stock", "YOLOv8 backbone (reference)", f"{sp / 1e6:.2f}", f"{sf:.1f}", "1.000", "1.000"]
-               + ([fmt(sr.map50, ".3f"), fmt(sr.map50_95, ".3f"), "1.000", fmt(sr.train_s, ".0f")] if sr else ["", "", "", ""]))
-    for v, p, f, r in rows:
-        trained = [fmt(r.map50, ".3f"), fmt(r.map50_95, ".3f")] if r else ["", ""]
-        ratio = f"{r.map50_95 / sr.map50_95:.3f}" if r and sr and sr.map50_95 else ""
-        out.append([v.name, v.what, f"{p / 1e6:.2f}", f"{f:.1f}", f"{p / sp:.3f}", f"{f / sf:.3f}"]
-                   + trained + [ratio, fmt(r.train_s, ".0f") if r else ""])
+    for r, cmp in compare_rows(stock, shipped, [stock, shipped, *rows]):
+        cells = [r.name, r.what, f"{r.params / 1e6:.2f}", f"{r.gflops:.1f}", f"{r.params / stock.params:.3f}"]
+        cells += [f"{r.gflops / stock.gflops:.3f}", len(r.runs)]
+        if r.runs:
+            m, sd = mean_std(r.maps)
+            base = mean_std(stock.maps)[0] if stock.runs else math.nan
+            cells += [f"{m:.3f} ± {sd:.3f}", f"{m / base:.3f}" if base else ""]
+            cells += [f"{cmp[0]:+.3f} ± {cmp[1]:.3f}", cmp[2]] if cmp else ["", "reference" if r is shipped else ""]
+            cells += [f"{mean_std([x.train_s for x in r.runs])[0]:.0f}"]
+        else:
+            cells += ["", "", "", "", ""]
+        out.append(cells)
     return out
 
 
-def plot(stock: tuple, rows: list[tuple], title: str, path: Path) -> None:
-    """mAP50-95 per epoch of every trained variant and of stock."""
+def csv_rows(stock: Row, shipped: Row, rows: list[Row]) -> list[list]:
+    """Full-precision rows (means and standard deviations over seeds)."""
+    out = []
+    for r, cmp in compare_rows(stock, shipped, [stock, shipped, *rows]):
+        m, sd = mean_std(r.maps) if r.runs else (math.nan, math.nan)
+        train = mean_std([x.train_s for x in r.runs])[0] if r.runs else math.nan
+        out.append([r.name, r.params, r.gflops, len(r.runs), m, sd, *(cmp or (math.nan, math.nan, "")), train])
+    return out
+
+
+def plot(rows: list[Row], title: str, path: Path) -> None:
+    """mAP50-95 per epoch, mean over seeds, of every trained row."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    curves = [("stock", stock[2])] + [(v.name, r) for v, _, _, r in rows]
-    for name, r in curves:
-        if r and r.curve:
-            ax.plot(range(1, len(r.curve) + 1), r.curve, marker="o", label=name, lw=2.5 if name == "stock" else 1.5)
+    for r in rows:
+        n = min((len(x.curve) for x in r.runs), default=0)
+        if n:
+            mean = [sum(x.curve[e] for x in r.runs) / len(r.runs) for e in range(n)]
+            ax.plot(range(1, n + 1), mean, label=f"{r.name} ({len(r.runs)} seeds)", lw=2.5 if r.name == "stock" else 1.5)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("mAP50-95 (val)")
+    ax.set_ylabel("mAP50-95 (val), mean over seeds")
     ax.set_ylim(bottom=0)
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -196,38 +201,61 @@ def plot(stock: tuple, rows: list[tuple], title: str, path: Path) -> None:
     plt.close(fig)
 
 
+def scatter(rows: list[Row], title: str, path: Path) -> None:
+    """Mean mAP50-95 (bars: min-max over seeds) against GFLOPs at 640 for every trained row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        if not r.runs:
+            continue
+        m = mean_std(r.maps)[0]
+        err = [[m - min(r.maps)], [max(r.maps) - m]]
+        style = dict(marker="s", ms=8, color="black") if r.name == "stock" else dict(marker="o", ms=5)
+        ax.errorbar([r.gflops], [m], yerr=err, capsize=3, **style)
+        ax.annotate(r.name, (r.gflops, m), textcoords="offset points", xytext=(5, 3), fontsize=7)
+    ax.set_xlabel("GFLOPs @640 (inference model)")
+    ax.set_ylabel("mAP50-95 (val): mean, min-max over seeds")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Command-line options (training settings as in ``yolo-revcol accuracy``)."""
+    """Command-line options (training settings and seeds as in ``yolo-revcol accuracy``)."""
     p = argparse.ArgumentParser(prog="yolo-revcol ablation", description=__doc__.split("\n\n")[0])
     p.add_argument("--study", nargs="+", choices=list(STUDIES), default=list(STUDIES))
-    p.add_argument("--variants", nargs="+", help="only these variants (names as in the tables)")
+    p.add_argument("--variants", nargs="+", help="only these variants (names as in the tables; stock and shipped always)")
     p.add_argument("--scale", default="n", choices=list("nsmlx"))
     p.add_argument("--data", help=f"dataset YAML (default cfg/{DEFAULT_DATA}; --quick: a tiny generated one)")
     p.add_argument("--no-train", action="store_true", help="params and GFLOPs only")
-    p.add_argument("--jobs", type=int, default=1, help="trainings at a time (each uses one torch thread on CPU)")
     add_training_arguments(p)
-    p.add_argument("--project", type=Path, default=Path("runs/ablation"), help="runs and variant YAMLs go here")
+    p.add_argument("--project", type=Path, default=Path("runs/accuracy"), help="runs (shared with accuracy) and YAMLs")
     p.add_argument("--out", type=Path, default=Path("results"), help="folder for ablation_<study>.md/.csv/.png")
     p.add_argument("--readme", type=Path, help="also replace the <!-- ablation-<study>:start/end --> blocks")
     args = p.parse_args(argv)
-    fill_training_defaults(args)
+    fill_training_defaults(p, args)
     known = {v.name for vs in STUDIES.values() for v in vs}
     unknown = sorted(set(args.variants or ()) - known)
     if unknown:
         p.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    if args.jobs < 1:
-        p.error(f"--jobs must be >= 1, got {args.jobs}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Measure (and train) every variant of the chosen studies; print and write the tables."""
+    """Measure (and train) every variant of the chosen studies; print and write the tables as runs land."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
     args = parse_args(argv)
     from ..integration.offline import provide_fonts
 
     provide_fonts()
-    settings = Settings(**{k: getattr(args, k) for k in Settings.__dataclass_fields__})
+    settings = settings_of(args)
     base = yaml.safe_load((cfg_dir() / BASE_YAML).read_text())
     project = args.project.resolve()
     yamls = project / "yamls"
@@ -235,62 +263,59 @@ def main(argv: list[str] | None = None) -> int:
     stock_name = f"yolov8{args.scale}.yaml"
 
     studies = {s: [v for v in STUDIES[s] if not args.variants or v.name in args.variants] for s in args.study}
-    paths: dict[str, Path] = {}
-    sizes: dict[str, tuple[int, float]] = {stock_name: size(stock_name)}
-    for variants in studies.values():
-        for v in variants:
-            # The scale letter goes into the file name, where Ultralytics reads it (yolov8n-revcol-<variant>.yaml).
-            path = yamls / f"yolov8{args.scale}-revcol-{v.name}.yaml"
-            path.write_text(f"# {v.what}\n" + yaml.safe_dump(variant_yaml(base, v), sort_keys=False))
-            paths[v.name] = path
-            sizes[v.name] = size(str(path))
-            p, f = sizes[v.name]
-            print(f"{path.name}: {p / 1e6:.2f} M params, {f:.1f} GFLOPs", flush=True)
+    paths: dict[str, str] = {"stock": stock_name}
+    rows: dict[str, Row] = {"stock": Row("stock", "YOLOv8 backbone (reference)", *size(stock_name))}
+    for v in [SHIPPED, *(v for vs in studies.values() for v in vs)]:
+        # The scale letter goes into the file name, where Ultralytics reads it (yolov8n-revcol-<variant>.yaml).
+        path = yamls / f"yolov8{args.scale}-revcol-{v.name}.yaml"
+        path.write_text(f"# {v.what}\n" + yaml.safe_dump(variant_yaml(base, v), sort_keys=False))
+        paths[v.name] = str(path)
+        rows[v.name] = Row(v.name, v.what, *size(str(path)))
+        print(f"{path.name}: {rows[v.name].params / 1e6:.2f} M params, {rows[v.name].gflops:.1f} GFLOPs", flush=True)
 
-    results: dict[str, Result | None] = {}
-    with tempfile.TemporaryDirectory(prefix="yolo_revcol_ablation_") as tmp:
-        if not args.no_train:
-            # The quick dataset lives under the project, not in tmp, so its path (part of each run's key) is stable.
-            data = str(quick_dataset(project / "data")) if args.quick and not args.data else args.data
-            data = data or str(cfg_dir() / DEFAULT_DATA)
-            data = str(Path(data).resolve()) if Path(data).is_file() else data
-            prepare_data(data)
-            runs_dir = project / Path(data).stem
-            models = [stock_name] + [str(paths[n]) for n in dict.fromkeys(paths)]
-
-            def train(model: str) -> tuple[str, Result]:
-                result, reused = train_cached(model, data, runs_dir, settings, Path(tmp))
-                print(f"{Path(model).stem}: mAP50-95 {result.map50_95:.3f}{' (reused run)' if reused else ''}", flush=True)
-                return model, result
-
-            with ThreadPoolExecutor(args.jobs) as pool:
-                for model, result in pool.map(train, models):
-                    results[model] = result
-
-    stock = (*sizes[stock_name], results.get(stock_name))
-    how = (
-        "params/GFLOPs only (not trained)"
-        if args.no_train
-        else f"trained from scratch on {Path(data).stem}, identical settings: {settings.describe()}; "
-        "mAP from the final validation of best.pt; runs with an identical YAML and settings are reused"
-    )
-    for study, variants in studies.items():
-        rows = [(v, *sizes[v.name], results.get(str(paths[v.name]))) for v in variants]
-        table = markdown_table(HEADER, table_rows(stock, rows))
-        note = (
-            f"Measured by `{command_line()}` on {machine()}.\n"
-            f"Scale {args.scale}, variants of cfg/{BASE_YAML} (RevCol row only; ratios against stock yolov8{args.scale}); "
-            f"{how}.\n"
+    how = "params/GFLOPs only (not trained)"
+    if not args.no_train:
+        data = resolve_data(args.data, args.quick, project / "data")
+        how = (
+            f"trained from scratch on {Path(data).stem}, identical settings, seeds {', '.join(map(str, args.seeds))}: "
+            f"{settings.describe()}; mAP50-95 of the final validation of best.pt, mean ± sample standard deviation; "
+            f"verdict against the shipped row by the {SIGNIFICANCE:g}-standard-error rule"
         )
-        print(f"\n## {study}\n" + table + "\n" + note)
-        out = args.out / f"ablation_{study}"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".md").write_text(note + "\n" + table)
-        write_csv(out.with_suffix(".csv"), HEADER, table_rows(stock, rows))
+
+    def report(results: dict[str, list[Result]]) -> None:
+        """Write every study's table, plot and the scatter from the runs finished so far."""
+        by_path = {m: runs for m, runs in results.items()}
+        for name, row in rows.items():
+            row.runs = by_path.get(paths[name], [])
+        stock, shipped = rows["stock"], rows["shipped"]
+        note_head = (
+            f"Measured by `{command_line()}` on {machine()}.\n"
+            f"Scale {args.scale}, variants of cfg/{BASE_YAML} (RevCol row only; params and GFLOPs of the inference "
+            f"model, ratios against stock yolov8{args.scale}); {how}.\n"
+        )
+        for study, variants in studies.items():
+            study_rows = [rows[v.name] for v in variants]
+            table = markdown_table(HEADER, table_rows(stock, shipped, study_rows))
+            out = args.out / f"ablation_{study}"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.with_suffix(".md").write_text(note_head + "\n" + table)
+            write_csv(out.with_suffix(".csv"), CSV_HEADER, csv_rows(stock, shipped, study_rows))
+            if not args.no_train:
+                title = f"{study}: mAP50-95 per epoch (scale {args.scale}, imgsz {settings.imgsz})"
+                plot([stock, shipped, *study_rows], title, out.with_suffix(".png"))
+            if args.readme and not replace_block(args.readme, f"ablation-{study}", note_head + "\n" + table):
+                print(f"no <!-- ablation-{study}:start --> block in {args.readme}; left it unchanged")
         if not args.no_train:
-            plot(stock, rows, f"{study}: mAP50-95 per epoch (scale {args.scale}, imgsz {settings.imgsz})", out.with_suffix(".png"))
-        if args.readme and not replace_block(args.readme, f"ablation-{study}", note + "\n" + table):
-            print(f"no <!-- ablation-{study}:start --> block in {args.readme}; left it unchanged")
+            scatter(list(rows.values()), f"stock yolov8{args.scale} and RevCol variants", args.out / "ablation_scatter.png")
+
+    if args.no_train:
+        report({})
+    else:
+        models = list(dict.fromkeys(paths.values()))
+        results = train_all(models, args.seeds, data, project / Path(data).stem, settings, args.jobs, on_result=report)
+        report(results)
+    for study in studies:
+        print(f"\n## {study}\n" + (args.out / f"ablation_{study}.md").read_text())
     return 0
 
 

@@ -1,15 +1,21 @@
-"""Train stock YOLOv8n and YOLOv8n-RevCol with identical settings and compare accuracy, training time and memory.
+"""Train stock YOLOv8n and YOLOv8n-RevCol with identical settings over several seeds and compare their accuracy.
 
-Each model trains from scratch (no weights) in its own Python subprocess, so that its peak resident memory and wall
-time are its own. Reported per model: parameters and GFLOPs of the trained model (at the training size and at 640),
-mAP50 and mAP50-95 of the final validation of ``best.pt``, ``model.train()`` wall time, the training loop's own time
-(Ultralytics' ``results.csv``) and peak RSS. Writes ``accuracy_<dataset>.md``, ``.csv`` and ``.png`` (mAP50-95 per
-epoch) and prints the table.
+Each (model, seed) run trains from scratch (no weights) in its own Python subprocess, so that its peak resident memory
+and wall time are its own. Reported per run: mAP50 and mAP50-95 of the final validation of ``best.pt``, the
+``model.train()`` wall time, the training loop's own time (Ultralytics' ``results.csv``) and peak RSS; per model: the
+parameters and GFLOPs of the inference model (training-only auxiliary heads counted apart), the mean and standard
+deviation over seeds, the ratio of means to the first model and the decision rule's verdict (``decide``): a model
+counts as better or worse than the first only when the difference of means exceeds two standard errors.
+
+A finished run is reused when its model (the parsed YAML), dataset and settings are identical (``result.json`` files
+under ``<project>/<dataset>/results``), so adding a model or a seed trains only what is new. Writes
+``accuracy_<dataset>.md``, ``.csv`` (one row per run) and ``.png`` (mAP50-95 per epoch: mean and min-max band per
+model) and prints the tables.
 
 Examples:
-    yolo-revcol accuracy                          # yolov8n vs yolov8n-revcol on revcol-shapes, ~15+ min on CPU
+    yolo-revcol accuracy --jobs 2                 # yolov8n vs yolov8n-revcol, seeds 0 1 2 on revcol-shapes
     yolo-revcol accuracy --quick --out /tmp/acc   # smoke test: 1 epoch at 64 px on a tiny generated dataset
-    yolo-revcol accuracy --data coco8.yaml --models yolov8n.yaml cfg/yolov8n-revcol.yaml cfg/yolov8s-revcol.yaml
+    yolo-revcol accuracy --models yolov8n.yaml cfg/yolov8n-revcol.yaml my-variant.yaml --seeds 0 1 2 3 4
     yolo-revcol accuracy --readme README.md       # also replace the <!-- accuracy:start/end --> block
 """
 
@@ -17,15 +23,19 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import math
 import os
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -34,22 +44,30 @@ from .report import command_line, machine, markdown_table, replace_block, write_
 
 DEFAULT_MODELS = ("yolov8n.yaml", "yolov8n-revcol.yaml")  # first one is the baseline of the ratio rows
 DEFAULT_DATA = "datasets/revcol-shapes.yaml"  # relative to cfg_dir()
+DEFAULT_SEEDS = (0, 1, 2)
 MAP_COLUMN = "metrics/mAP50-95(B)"
+SIGNIFICANCE = 2.0  # a difference of means counts only beyond this many standard errors
 # The subprocess entry point: trains one model from a JSON spec and writes a JSON result.
 CHILD = "import sys; from yolo_revcol.tools.bench_accuracy import child_main; sys.exit(child_main(sys.argv[1:]))"
 
 
 @dataclass
 class Settings:
-    """Training settings shared by every model of one benchmark (Ultralytics ``train`` arguments)."""
+    """Training settings shared by every run of one benchmark (Ultralytics ``train`` arguments).
 
-    epochs: int = 10
-    imgsz: int = 256
+    Ultralytics' own recipe (warm-up 3 epochs, mosaic off for the last 10, its augmentation and loss weights) at the
+    schedule calibrated for this benchmark (README, "Accuracy"), except the learning rate: for runs this short,
+    ``optimizer=auto`` picks AdamW at lr 0.000833 (8 classes), which learns too slowly for both models alike; AdamW at
+    0.002 is used instead.
+    """
+
+    epochs: int = 40
+    imgsz: int = 160
     batch: int = 16
     optimizer: str = "AdamW"
-    lr0: float = 0.003
-    warmup_epochs: float = 1.0
-    close_mosaic: int = 3
+    lr0: float = 0.002
+    warmup_epochs: float = 3.0
+    close_mosaic: int = 10
     seed: int = 0
     workers: int = 2
     deterministic: bool = True
@@ -57,8 +75,8 @@ class Settings:
     device: str = "cpu"
 
     def describe(self) -> str:
-        """One line listing every setting, for the report header."""
-        return ", ".join(f"{k} {v}" for k, v in asdict(self).items())
+        """One line listing every setting but the seed, for the report header."""
+        return ", ".join(f"{k} {v}" for k, v in asdict(self).items() if k != "seed")
 
 
 @dataclass
@@ -67,7 +85,7 @@ class Result:
 
     Attributes:
         name (str): Model name (YAML stem).
-        params (int): Parameters of the trained model (with the dataset's number of classes).
+        params (int): Parameters of the trained inference model (with the dataset's number of classes).
         gflops (float): GFLOPs at the training image size.
         gflops_640 (float): GFLOPs at 640.
         map50 (float): mAP50 of the final validation of ``best.pt``.
@@ -77,6 +95,8 @@ class Result:
         rss_mib (float): Peak resident memory of the training process.
         save_dir (str): Ultralytics' run directory.
         curve (list[float]): mAP50-95 after each epoch, from ``results.csv``.
+        seed (int): Training seed.
+        train_only (int): Parameters used in training only (auxiliary heads), not in ``params``.
     """
 
     name: str
@@ -90,6 +110,8 @@ class Result:
     rss_mib: float
     save_dir: str
     curve: list[float] = field(default_factory=list)
+    seed: int = 0
+    train_only: int = 0
 
 
 def resolve_model(name: str) -> str:
@@ -123,11 +145,14 @@ def train_one(model: str, data: str, project: str, name: str, settings: dict) ->
         settings (dict): ``Settings`` fields, passed to ``model.train``.
 
     Returns:
-        (dict): ``Result`` fields except ``curve``, ``name`` and ``loop_s`` (the parent reads ``results.csv``).
+        (dict): ``Result`` fields except ``curve``, ``name``, ``seed`` and ``loop_s`` (the parent adds them).
     """
+    import copy
+
     from ultralytics import YOLO
     from ultralytics.utils.torch_utils import get_flops
 
+    from ..integration.aux import revcol_of
     from ..integration.offline import provide_fonts
 
     provide_fonts()
@@ -136,7 +161,9 @@ def train_one(model: str, data: str, project: str, name: str, settings: dict) ->
     metrics = yolo.train(data=data, project=project, name=name, exist_ok=True, pretrained=False, **settings)
     train_s = time.perf_counter() - start
     values = getattr(metrics, "results_dict", metrics) or {}  # DetMetrics of the final validation of best.pt
-    net = yolo.model  # best.pt, reloaded by train(): sized for the dataset's classes
+    net = copy.deepcopy(yolo.model)  # best.pt, reloaded by train(): sized for the dataset's classes
+    revcol = revcol_of(net)
+    train_only = revcol.drop_aux_heads() if revcol is not None else 0  # size of the inference model
     return dict(
         params=sum(p.numel() for p in net.parameters()),
         gflops=get_flops(net, settings["imgsz"]),
@@ -146,6 +173,7 @@ def train_one(model: str, data: str, project: str, name: str, settings: dict) ->
         train_s=train_s,
         rss_mib=peak_rss_mib(),  # last, after everything the run allocated
         save_dir=str(yolo.trainer.save_dir),
+        train_only=train_only,
     )
 
 
@@ -166,23 +194,115 @@ def read_results_csv(save_dir: Path) -> list[dict[str, str]]:
 
 
 def run_model(model: str, data: str, project: Path, settings: Settings, tmp: Path) -> Result:
-    """Train one model in a fresh Python subprocess and collect its measurements.
+    """Train one model with one seed (``settings.seed``) in a fresh Python subprocess and collect its measurements.
 
     Raises:
         RuntimeError: If the subprocess fails.
     """
     name = Path(model).stem
-    out = tmp / f"{name}.json"
-    spec = dict(model=model, data=data, project=str(project), name=name, settings=asdict(settings))
-    print(f"\n== {name}: training in a subprocess ({settings.epochs} epochs, imgsz {settings.imgsz})", flush=True)
+    run_name = f"{name}-seed{settings.seed}"
+    out = tmp / f"{run_name}.json"
+    spec = dict(model=model, data=data, project=str(project), name=run_name, settings=asdict(settings))
+    print(f"\n== {run_name}: training in a subprocess ({settings.epochs} epochs, imgsz {settings.imgsz})", flush=True)
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec), str(out)])  # inherits YOLO_OFFLINE
     if proc.returncode != 0 or not out.is_file():
-        raise RuntimeError(f"training {name} failed (exit code {proc.returncode})")
+        raise RuntimeError(f"training {run_name} failed (exit code {proc.returncode})")
     measured = json.loads(out.read_text())
     rows = read_results_csv(Path(measured["save_dir"]))
     curve = [float(r.get(MAP_COLUMN, "nan") or "nan") for r in rows]
     loop_s = float(rows[-1].get("time", "nan")) if rows else math.nan
-    return Result(name=name, loop_s=loop_s, curve=curve, **measured)
+    return Result(name=name, loop_s=loop_s, curve=curve, seed=settings.seed, **measured)
+
+
+def model_dict(model: str) -> dict | str:
+    """The parsed model YAML as Ultralytics reads it (scale included, file location left out), or the bare name."""
+    from ultralytics.nn.tasks import yaml_model_load
+
+    try:
+        d = yaml_model_load(model)
+    except FileNotFoundError:
+        return str(model)
+    d.pop("yaml_file", None)
+    return d
+
+
+def run_key(model: str, data: str, settings: Settings) -> str:
+    """Identity of a training run: the model's parsed YAML (not its name or comments), the dataset, every setting."""
+    blob = json.dumps([model_dict(model), data, asdict(settings)], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def train_cached(model: str, data: str, project: Path, settings: Settings, tmp: Path) -> tuple[Result, bool]:
+    """Train ``model`` unless an identical finished run exists under ``project``; return its result and reuse flag."""
+    cache = project / "results" / f"{run_key(model, data, settings)}.json"
+    if cache.is_file():
+        return Result(**{**json.loads(cache.read_text()), "name": Path(model).stem}), True
+    result = run_model(model, data, project, settings, tmp)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(asdict(result)))
+    return result, False
+
+
+def train_all(
+    models: list[str],
+    seeds: list[int],
+    data: str,
+    project: Path,
+    settings: Settings,
+    jobs: int = 1,
+    on_result: Callable[[dict[str, list[Result]]], None] | None = None,
+) -> dict[str, list[Result]]:
+    """Train every model with every seed (``jobs`` at a time, reusing identical finished runs).
+
+    ``on_result``, when given, is called with the results so far after every finished run, so that reports are
+    written as runs land (a long benchmark that is stopped keeps what it measured).
+
+    Returns:
+        (dict[str, list[Result]]): Results per model, in seed order.
+    """
+    pairs = [(m, s) for s in seeds for m in models]  # seed-major: a partial run still compares models fairly
+
+    def train(pair: tuple[str, int]) -> tuple[str, Result]:
+        model, seed = pair
+        with tempfile.TemporaryDirectory(prefix="yolo_revcol_run_") as tmp:
+            run_settings = Settings(**{**asdict(settings), "seed": seed})
+            result, reused = train_cached(model, data, project, run_settings, Path(tmp))
+        print(f"{Path(model).stem} seed {seed}: mAP50-95 {result.map50_95:.3f}{' (reused run)' if reused else ''}", flush=True)
+        return model, result
+
+    results: dict[str, list[Result]] = {m: [] for m in models}
+    with ThreadPoolExecutor(jobs) as pool:
+        for model, result in pool.map(train, pairs):  # in submission order, so each model's list is in seed order
+            results[model].append(result)
+            if on_result is not None:
+                on_result({m: list(r) for m, r in results.items() if r})
+    return results
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def decide(variant: list[float], baseline: list[float], k: float = SIGNIFICANCE) -> tuple[float, float, str]:
+    """The decision rule: is ``variant`` better than ``baseline`` (per-seed scores, higher is better)?
+
+    The difference of means counts only when it exceeds ``k`` standard errors of that difference,
+    ``sqrt(s_v^2 / n_v + s_b^2 / n_b)`` with sample standard deviations; below two seeds on either side nothing is
+    decided.
+
+    Returns:
+        (tuple[float, float, str]): Difference of means, its standard error, and "better", "worse",
+            "no difference" or "n/a" (too few seeds).
+    """
+    (mv, sv), (mb, sb) = mean_std(variant), mean_std(baseline)
+    diff = mv - mb
+    if len(variant) < 2 or len(baseline) < 2:
+        return diff, math.nan, "n/a"
+    se = math.sqrt(sv**2 / len(variant) + sb**2 / len(baseline))
+    if abs(diff) > k * se:
+        return diff, se, "better" if diff > 0 else "worse"
+    return diff, se, "no difference"
 
 
 def prepare_data(data: str) -> None:
@@ -203,10 +323,14 @@ def quick_dataset(root: Path) -> Path:
     return path
 
 
-HEADER = ("model", "params (M)", "GFLOPs @imgsz", "GFLOPs @640", "mAP50", "mAP50-95")
-HEADER += ("train (s)", "loop (s)", "peak RSS (MiB)")
-CSV_HEADER = ("model", "params", "gflops_imgsz", "gflops_640", "map50", "map50_95", "train_s", "loop_s", "peak_rss_mib")
-CSV_HEADER += ("save_dir",)
+def resolve_data(data: str | None, quick: bool, root: Path) -> str:
+    """The dataset to train on: ``data`` (made absolute when it is a file), the embedded one, or with ``quick`` a
+    tiny generated one under ``root``; prepared (generated when missing) before returning."""
+    data = str(quick_dataset(root)) if quick and not data else data
+    data = data or str(cfg_dir() / DEFAULT_DATA)
+    data = str(Path(data).resolve()) if Path(data).is_file() else data  # else an Ultralytics dataset name
+    prepare_data(data)
+    return data
 
 
 def ratio(a: float, b: float) -> str:
@@ -214,33 +338,62 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.3f}" if b and not (math.isnan(a) or math.isnan(b)) else ""
 
 
-def table_rows(results: list[Result]) -> list[list]:
-    """One row per model, then one ratio row per model against the first (mAP50-95, time, memory)."""
-    rows = [
-        [r.name, f"{r.params / 1e6:.2f}", f"{r.gflops:.2f}", f"{r.gflops_640:.1f}"]
-        + [f"{r.map50:.3f}", f"{r.map50_95:.3f}"]
-        + [f"{r.train_s:.1f}", f"{r.loop_s:.1f}", f"{r.rss_mib:.0f}"]
-        for r in results
+def pm(values: list[float]) -> str:
+    """``mean ± std`` with three decimals."""
+    m, s = mean_std(values)
+    return f"{m:.3f} ± {s:.3f}"
+
+
+RUN_HEADER = ("model", "seed", "mAP50", "mAP50-95", "train (s)", "loop (s)", "peak RSS (MiB)")
+SUMMARY_HEADER = ("model", "params (M)", "GFLOPs @imgsz", "GFLOPs @640", "seeds", "mAP50", "mAP50-95")
+SUMMARY_HEADER += ("mAP50-95 ratio of means", "difference ± SE", "verdict (2 SE)", "train (s)", "peak RSS (MiB)")
+CSV_HEADER = ("model", "seed", "params", "train_only_params", "gflops_imgsz", "gflops_640", "map50", "map50_95")
+CSV_HEADER += ("train_s", "loop_s", "peak_rss_mib", "save_dir")
+
+
+def run_rows(results: dict[str, list[Result]]) -> list[list]:
+    """One row per run: model and seed, mAP, times, memory."""
+    return [
+        [r.name, r.seed, f"{r.map50:.3f}", f"{r.map50_95:.3f}", f"{r.train_s:.0f}", f"{r.loop_s:.0f}", f"{r.rss_mib:.0f}"]
+        for runs in results.values()
+        for r in runs
     ]
-    base = results[0]
-    for r in results[1:]:
+
+
+def summary_rows(results: dict[str, list[Result]]) -> list[list]:
+    """One row per model: size, mean ± std over seeds, ratio of means and the decision rule against the first model."""
+    base = next(iter(results.values()))
+    base_maps = [r.map50_95 for r in base]
+    rows = []
+    for runs in results.values():
+        r0, maps = runs[0], [r.map50_95 for r in runs]
+        params = f"{r0.params / 1e6:.2f}" + (f" (+{r0.train_only / 1e6:.2f} training-only)" if r0.train_only else "")
+        if runs is base:
+            versus = ["1.000", "", "baseline"]
+        else:
+            diff, se, verdict = decide(maps, base_maps)
+            versus = [ratio(mean_std(maps)[0], mean_std(base_maps)[0]), f"{diff:+.3f} ± {se:.3f}", verdict]
         rows.append(
-            [f"{r.name} / {base.name}", "", "", "", "", ratio(r.map50_95, base.map50_95)]
-            + [ratio(r.train_s, base.train_s), ratio(r.loop_s, base.loop_s), ratio(r.rss_mib, base.rss_mib)]
+            [r0.name, params, f"{r0.gflops:.2f}", f"{r0.gflops_640:.1f}", len(runs)]
+            + [pm([r.map50 for r in runs]), pm(maps)]
+            + versus
+            + [f"{mean_std([r.train_s for r in runs])[0]:.0f}", f"{max(r.rss_mib for r in runs):.0f}"]
         )
     return rows
 
 
-def csv_rows(results: list[Result]) -> list[list]:
-    """One row per model, full precision."""
+def csv_rows(results: dict[str, list[Result]]) -> list[list]:
+    """One row per run, full precision."""
     return [
-        [r.name, r.params, r.gflops, r.gflops_640, r.map50, r.map50_95, r.train_s, r.loop_s, r.rss_mib, r.save_dir]
-        for r in results
+        [r.name, r.seed, r.params, r.train_only, r.gflops, r.gflops_640, r.map50, r.map50_95]
+        + [r.train_s, r.loop_s, r.rss_mib, r.save_dir]
+        for runs in results.values()
+        for r in runs
     ]
 
 
-def plot(results: list[Result], title: str, path: Path) -> None:
-    """mAP50-95 after each epoch, one line per model."""
+def plot(results: dict[str, list[Result]], title: str, path: Path) -> None:
+    """mAP50-95 after each epoch: the mean over seeds as a line and the min-max band over seeds, per model."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -248,13 +401,21 @@ def plot(results: list[Result], title: str, path: Path) -> None:
     from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for r in results:
-        ax.plot(range(1, len(r.curve) + 1), r.curve, marker="o", label=r.name)
-    ax.set_xlim(0.5, max(len(r.curve) for r in results) + 0.5)
+    epochs = 1
+    for runs in results.values():
+        n = min(len(r.curve) for r in runs)
+        if not n:
+            continue
+        per_epoch = [[r.curve[e] for r in runs] for e in range(n)]
+        x = range(1, n + 1)
+        line = ax.plot(x, [statistics.fmean(v) for v in per_epoch], marker="o", ms=3, label=f"{runs[0].name} ({len(runs)} seeds)")
+        ax.fill_between(x, [min(v) for v in per_epoch], [max(v) for v in per_epoch], color=line[0].get_color(), alpha=0.2)
+        epochs = max(epochs, n)
+    ax.set_xlim(0.5, epochs + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole epochs, even for one epoch
     ax.set_ylim(bottom=0)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("mAP50-95 (val)")
+    ax.set_ylabel("mAP50-95 (val): mean, min-max band")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -265,33 +426,46 @@ def plot(results: list[Result], title: str, path: Path) -> None:
 
 
 def add_training_arguments(p: argparse.ArgumentParser) -> None:
-    """Add the training settings every training benchmark shares (``--epochs`` .. ``--quick``), defaults from
-    ``Settings``; ``--epochs`` and ``--imgsz`` stay None when not given, for ``--quick`` to fill."""
+    """Add the training settings every training benchmark shares (``--epochs`` .. ``--quick``, ``--seeds``,
+    ``--jobs``), defaults from ``Settings``; ``--epochs`` and ``--imgsz`` stay None when not given, for ``--quick``
+    to fill."""
     d = Settings()
     p.add_argument("--epochs", type=int, help=f"default {d.epochs} (--quick: 1)")
     p.add_argument("--imgsz", type=int, help=f"default {d.imgsz} (--quick: 64)")
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--optimizer", default=d.optimizer)
-    p.add_argument("--lr0", type=float, default=d.lr0)
+    p.add_argument("--lr0", type=float, default=d.lr0, help="ignored by Ultralytics with --optimizer auto")
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
     p.add_argument("--close-mosaic", type=int, default=d.close_mosaic)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seeds", type=int, nargs="+", help=f"training seeds (default {' '.join(map(str, DEFAULT_SEEDS))}; --quick: 0 1)")
+    p.add_argument("--jobs", type=int, default=1, help="trainings at a time (Ultralytics trains with one torch thread per CPU core less one)")
     p.add_argument("--workers", type=int, default=d.workers, help="Ultralytics uses 0 on CPU whatever is set")
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=d.deterministic)
     p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=d.plots, help="Ultralytics' run plots")
     p.add_argument("--device", default=d.device)
-    p.add_argument("--quick", action="store_true", help="smoke test: 1 epoch, imgsz 64, 8+4 generated images")
+    p.add_argument("--quick", action="store_true", help="smoke test: 1 epoch, imgsz 64, 8+4 generated images, 2 seeds")
 
 
-def fill_training_defaults(args: argparse.Namespace) -> None:
-    """Fill ``--epochs`` and ``--imgsz`` left unset: the ``Settings`` defaults, or the ``--quick`` smoke-test ones."""
+def fill_training_defaults(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Fill ``--epochs``, ``--imgsz`` and ``--seeds`` left unset (``Settings`` defaults, or the ``--quick`` ones)
+    and check them."""
     d = Settings()
     args.epochs = args.epochs or (1 if args.quick else d.epochs)
     args.imgsz = args.imgsz or (64 if args.quick else d.imgsz)
+    args.seeds = args.seeds or ([0, 1] if args.quick else list(DEFAULT_SEEDS))
+    if len(set(args.seeds)) != len(args.seeds):
+        p.error(f"--seeds must differ, got {args.seeds}")
+    if args.jobs < 1:
+        p.error(f"--jobs must be >= 1, got {args.jobs}")
+
+
+def settings_of(args: argparse.Namespace) -> Settings:
+    """The ``Settings`` given on the command line (every field but the seed has an option of the same name)."""
+    return Settings(**{k: getattr(args, k) for k in Settings.__dataclass_fields__ if k != "seed"})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Command-line options; ``--quick`` fills epochs and imgsz only where they were not given."""
+    """Command-line options; ``--quick`` fills epochs, imgsz and seeds only where they were not given."""
     p = argparse.ArgumentParser(prog="yolo-revcol accuracy", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", help=f"dataset YAML (default cfg/{DEFAULT_DATA}; --quick: a tiny generated one)")
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="model YAMLs; the first is the baseline")
@@ -300,47 +474,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=Path("results"), help="folder for accuracy_<dataset>.md/.csv/.png")
     p.add_argument("--readme", type=Path, help="also replace the <!-- accuracy:start/end --> block of this file")
     args = p.parse_args(argv)
-    fill_training_defaults(args)
+    fill_training_defaults(p, args)
     if len({Path(m).stem for m in args.models}) != len(args.models):
         p.error(f"model names (YAML stems) must differ: {args.models}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Train every model alike, print the table, write Markdown, CSV and PNG (and optionally the README block)."""
+    """Train every model alike with every seed, print the tables, write Markdown, CSV and PNG (and the README)."""
     os.environ.setdefault("YOLO_OFFLINE", "1")  # before Ultralytics is imported; subprocesses inherit it
     args = parse_args(argv)
     from ..integration.offline import provide_fonts
 
     provide_fonts()
-    settings = Settings(
-        **{k: getattr(args, k) for k in Settings.__dataclass_fields__}  # every field has an option of the same name
-    )
-    with tempfile.TemporaryDirectory(prefix="yolo_revcol_accuracy_") as tmp:
-        data = str(quick_dataset(Path(tmp))) if args.quick and not args.data else args.data
-        data = data or str(cfg_dir() / DEFAULT_DATA)
-        data = str(Path(data).resolve()) if Path(data).is_file() else data  # else an Ultralytics dataset name
-        prepare_data(data)
-        stem = Path(data).stem
-        project = args.project.resolve() / stem  # absolute: Ultralytics puts relative projects under runs/<task>/
-        results = [run_model(resolve_model(m), data, project, settings, Path(tmp)) for m in args.models]
+    settings = settings_of(args)
+    project = args.project.resolve()  # absolute: Ultralytics puts relative projects under runs/<task>/
+    data = resolve_data(args.data, args.quick, project / "data")
+    stem = Path(data).stem
+    models = [resolve_model(m) for m in args.models]
+    results = train_all(models, args.seeds, data, project / stem, settings, args.jobs)
 
-    rows = table_rows(results)
-    table = markdown_table(HEADER, rows)
+    tables = markdown_table(SUMMARY_HEADER, summary_rows(results)) + "\n" + markdown_table(RUN_HEADER, run_rows(results))
     note = (
         f"Measured by `{command_line()}` on {machine()}.\n"
-        f"Dataset {stem}; from scratch, identical settings: {settings.describe()}. "
-        "mAP from the final validation of best.pt; train = `model.train()` wall time, loop = Ultralytics' "
-        "training-loop time (results.csv); peak RSS of each model's own training process.\n"
+        f"Dataset {stem}; from scratch, identical settings, seeds {', '.join(map(str, args.seeds))}: "
+        f"{settings.describe()}. mAP from the final validation of best.pt, mean ± sample standard deviation over "
+        f"seeds; verdict against the first model: better or worse only when the difference of means exceeds "
+        f"{SIGNIFICANCE:g} standard errors. Params of the inference model (training-only heads apart); train = "
+        "`model.train()` wall time, mean over seeds; peak RSS of each run's own process, largest over seeds.\n"
     )
-    print("\n" + table + "\n" + note)
+    print("\n" + tables + "\n" + note)
     out = args.out / f"accuracy_{stem}"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(note + "\n" + table)
+    out.with_suffix(".md").write_text(note + "\n" + tables)
     write_csv(out.with_suffix(".csv"), CSV_HEADER, csv_rows(results))
     plot(results, f"{stem}: mAP50-95 per epoch, imgsz {settings.imgsz}", out.with_suffix(".png"))
     print(f"wrote {out}.md, {out}.csv, {out}.png")
-    if args.readme and not replace_block(args.readme, "accuracy", note + "\n" + table):
+    if args.readme and not replace_block(args.readme, "accuracy", note + "\n" + tables):
         print(f"no <!-- accuracy:start --> block in {args.readme}; left it unchanged")
     return 0
 
