@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,25 @@ def tiny_data(tmp_path_factory) -> Path:
     yaml_path = root.parent / "shapes.yaml"
     yaml_path.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n{names}")
     return yaml_path
+
+
+def train_then_interrupt(model: Path, data: Path, project: Path, name: str) -> Path:
+    """Start a 2-epoch training in a fresh process, stop it after epoch 1 as a crash would; return its last.pt."""
+    script = textwrap.dedent(
+        f"""
+        from ultralytics import YOLO
+
+        def stop(trainer):
+            raise KeyboardInterrupt("simulated interruption after epoch 1")
+
+        model = YOLO(r"{model}")
+        model.add_callback("on_fit_epoch_end", stop)
+        try:
+            model.train(data=r"{data}", project=r"{project}", name="{name}", epochs=2, imgsz=64, batch=4,
+                        workers=0, plots=False)
+        except KeyboardInterrupt:
+            print("interrupted")
+        """
+    )
+    assert "interrupted" in run([sys.executable, "-c", script]).stdout
+    return project / name / "weights" / "last.pt"

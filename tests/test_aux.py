@@ -10,7 +10,7 @@ import textwrap
 import pytest
 import torch
 import yaml
-from conftest import BIN, CFG, relative_error, run
+from conftest import BIN, CFG, relative_error, run, train_then_interrupt
 
 from yolo_revcol.integration import register as reg
 from yolo_revcol.integration.aux import aux_parameter_count, revcol_of
@@ -159,24 +159,7 @@ def test_bad_aux_in_yaml_names_layer_and_value(value, match):
 
 def test_cli_train_interrupt_resume_and_safe_reload(aux_yaml, tiny_data, tmp_path):
     """`yolo train` with the option in the YAML only; the checkpoint resumes and reloads in fresh processes."""
-    interrupted = textwrap.dedent(
-        f"""
-        from ultralytics import YOLO
-
-        def stop(trainer):
-            raise KeyboardInterrupt("simulated interruption after epoch 1")
-
-        model = YOLO(r"{aux_yaml}")
-        model.add_callback("on_fit_epoch_end", stop)
-        try:
-            model.train(data=r"{tiny_data}", project=r"{tmp_path}", name="aux", epochs=2, imgsz=64, batch=4,
-                        workers=0, plots=False)
-        except KeyboardInterrupt:
-            print("interrupted")
-        """
-    )
-    assert "interrupted" in run([sys.executable, "-c", interrupted]).stdout
-    last = tmp_path / "aux" / "weights" / "last.pt"
+    last = train_then_interrupt(aux_yaml, tiny_data, tmp_path, "aux")
     run([str(BIN / "yolo"), "train", "resume", f"model={last}"])
     assert len((tmp_path / "aux" / "results.csv").read_text().strip().splitlines()) == 1 + 2
 

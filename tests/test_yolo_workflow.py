@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import BIN, CFG, run
+from conftest import BIN, CFG, run, train_then_interrupt
 
 YOLO_CLI = str(BIN / "yolo")
 MODEL_YAML = CFG / "yolov8n-revcol.yaml"
@@ -124,24 +124,7 @@ def test_python_api_trains_through_the_reversible_backward(tiny_data, tmp_path, 
 
 
 def test_resume_continues_an_interrupted_run(tiny_data, tmp_path):
-    interrupted = textwrap.dedent(
-        f"""
-        from ultralytics import YOLO
-
-        def stop(trainer):
-            raise KeyboardInterrupt("simulated interruption after epoch 1")
-
-        model = YOLO(r"{MODEL_YAML}")
-        model.add_callback("on_fit_epoch_end", stop)
-        try:
-            model.train(data=r"{tiny_data}", project=r"{tmp_path}", name="resume", epochs=2, imgsz=64, batch=4,
-                        workers=0, plots=False)
-        except KeyboardInterrupt:
-            print("interrupted")
-        """
-    )
-    assert "interrupted" in run([sys.executable, "-c", interrupted]).stdout
-    last = tmp_path / "resume" / "weights" / "last.pt"
+    last = train_then_interrupt(MODEL_YAML, tiny_data, tmp_path, "resume")
     assert torch.load(last, weights_only=False)["epoch"] == 0  # one epoch done, one to go
 
     run([YOLO_CLI, "train", "resume", f"model={last}"])

@@ -35,9 +35,8 @@ def revcol_of(model: nn.Module) -> RevCol | None:
 
 def aux_parameter_count(model: nn.Module) -> int:
     """Parameters of the training-only auxiliary heads of every RevCol in ``model``."""
-    return sum(
-        p.numel() for m in model.modules() if isinstance(m, RevCol) and m.aux_heads is not None for p in m.aux_heads.parameters()
-    )
+    heads = [m.aux_heads for m in model.modules() if isinstance(m, RevCol) and m.aux_heads is not None]
+    return sum(p.numel() for h in heads for p in h.parameters())
 
 
 def attach_aux_heads(layers: nn.Sequential, verbose: bool = True) -> None:

@@ -267,7 +267,8 @@ def train_all(
         with tempfile.TemporaryDirectory(prefix="yolo_revcol_run_") as tmp:
             run_settings = Settings(**{**asdict(settings), "seed": seed})
             result, reused = train_cached(model, data, project, run_settings, Path(tmp))
-        print(f"{Path(model).stem} seed {seed}: mAP50-95 {result.map50_95:.3f}{' (reused run)' if reused else ''}", flush=True)
+        reuse = " (reused run)" if reused else ""
+        print(f"{Path(model).stem} seed {seed}: mAP50-95 {result.map50_95:.3f}{reuse}", flush=True)
         return model, result
 
     results: dict[str, list[Result]] = {m: [] for m in models}
@@ -408,8 +409,10 @@ def plot(results: dict[str, list[Result]], title: str, path: Path) -> None:
             continue
         per_epoch = [[r.curve[e] for r in runs] for e in range(n)]
         x = range(1, n + 1)
-        line = ax.plot(x, [statistics.fmean(v) for v in per_epoch], marker="o", ms=3, label=f"{runs[0].name} ({len(runs)} seeds)")
-        ax.fill_between(x, [min(v) for v in per_epoch], [max(v) for v in per_epoch], color=line[0].get_color(), alpha=0.2)
+        label = f"{runs[0].name} ({len(runs)} seeds)"
+        line = ax.plot(x, [statistics.fmean(v) for v in per_epoch], marker="o", ms=3, label=label)
+        low, high = [min(v) for v in per_epoch], [max(v) for v in per_epoch]
+        ax.fill_between(x, low, high, color=line[0].get_color(), alpha=0.2)
         epochs = max(epochs, n)
     ax.set_xlim(0.5, epochs + 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole epochs, even for one epoch
@@ -437,8 +440,9 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr0", type=float, default=d.lr0, help="ignored by Ultralytics with --optimizer auto")
     p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
     p.add_argument("--close-mosaic", type=int, default=d.close_mosaic)
-    p.add_argument("--seeds", type=int, nargs="+", help=f"training seeds (default {' '.join(map(str, DEFAULT_SEEDS))}; --quick: 0 1)")
-    p.add_argument("--jobs", type=int, default=1, help="trainings at a time (Ultralytics trains with one torch thread per CPU core less one)")
+    seeds = " ".join(map(str, DEFAULT_SEEDS))
+    p.add_argument("--seeds", type=int, nargs="+", help=f"training seeds (default {seeds}; --quick: 0 1)")
+    p.add_argument("--jobs", type=int, default=1, help="trainings at a time (on CPU each uses cores - 1 torch threads)")
     p.add_argument("--workers", type=int, default=d.workers, help="Ultralytics uses 0 on CPU whatever is set")
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=d.deterministic)
     p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=d.plots, help="Ultralytics' run plots")

@@ -67,8 +67,9 @@ def with_summaries(text: str, path: Path) -> str:
 def with_reference_rows(text: str, reference: str) -> str:
     """Return a YAML's text with its RevCol row copied from ``reference`` and its Index rows' arguments from there.
 
-    Detection-only options (``aux``) are left out of the copied row. Index rows keep their own trailing comments (layer numbers differ between YAMLs); each takes the channel argument
-    of the reference's Index row that selects the same map.
+    Detection-only options (``aux``) are left out of the copied row. Index rows keep their own trailing comments
+    (layer numbers differ between YAMLs); each takes the channel argument of the reference's Index row that selects
+    the same map.
 
     Raises:
         ValueError: If either text lacks a RevCol row, or the YAML picks a map the reference has no Index row for.
