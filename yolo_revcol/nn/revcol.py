@@ -104,7 +104,8 @@ class RevCol(nn.Module):
         aux (float): Weight of intermediate supervision (0: off). When positive, the columns listed by
             ``supervised_columns`` also hand their states to auxiliary heads (``attach_aux_heads``) in training mode;
             see ``aux_weights`` for how the weight is spread over them. Training only: eval, ``fuse`` and export
-            never run the heads.
+            never run the heads. Under DistributedDataParallel, consume ``pop_aux_outputs`` inside the wrapped
+            forward (as Ultralytics does, computing its loss there), or DDP takes the heads for unused parameters.
 
     Examples:
         >>> model = RevCol(3, [16, 32, 64, 128], [1, 1, 3, 1], columns=2)
