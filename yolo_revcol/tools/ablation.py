@@ -217,6 +217,7 @@ def scatter(rows: list[Row], title: str, path: Path) -> None:
         style = dict(marker="s", ms=8, color="black") if r.name == "stock" else dict(marker="o", ms=5)
         ax.errorbar([r.gflops], [m], yerr=err, capsize=3, **style)
         ax.annotate(r.name, (r.gflops, m), textcoords="offset points", xytext=(5, 3), fontsize=7)
+    ax.margins(x=0.12)  # room for the labels right of the points
     ax.set_xlabel("GFLOPs @640 (inference model)")
     ax.set_ylabel("mAP50-95 (val): mean, min-max over seeds")
     ax.set_title(title)
