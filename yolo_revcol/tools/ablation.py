@@ -144,8 +144,8 @@ class Row:
 
 def compare_rows(stock: Row, shipped: Row, rows: list[Row]) -> list[tuple[Row, tuple[float, float, str] | None]]:
     """Pair every row with the decision rule's result against the shipped row (None where undefined)."""
-    return [(r, decide(r.maps, shipped.maps) if r.runs and shipped.runs and r is not shipped and r is not stock else None)
-            for r in rows]
+    judged = [r.runs and shipped.runs and r is not shipped and r is not stock for r in rows]
+    return [(r, decide(r.maps, shipped.maps) if j else None) for r, j in zip(rows, judged)]
 
 
 def table_rows(stock: Row, shipped: Row, rows: list[Row]) -> list[list]:
@@ -285,9 +285,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def report(results: dict[str, list[Result]]) -> None:
         """Write every study's table, plot and the scatter from the runs finished so far."""
-        by_path = {m: runs for m, runs in results.items()}
         for name, row in rows.items():
-            row.runs = by_path.get(paths[name], [])
+            row.runs = results.get(paths[name], [])
         stock, shipped = rows["stock"], rows["shipped"]
         note_head = (
             f"Measured by `{command_line()}` on {machine()}.\n"
