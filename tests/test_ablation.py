@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import pytest
+import torch
 import yaml
 from conftest import BIN, CFG, run
 
@@ -26,6 +27,21 @@ def test_variant_yaml_replaces_channels_and_blocks_when_given():
     d = variant_yaml(base, Variant("x", "x", {"block": "c2f"}, channels=[32, 128, 256, 512], layers=[1, 3, 6, 3]))
     assert d["backbone"][0][3][:2] == [[32, 128, 256, 512], [1, 3, 6, 3]]
     assert d["backbone"][0][3][2] == base["backbone"][0][3][2]  # columns untouched
+    wide = variant_yaml(base, Variant("w", "w", channels=[80, 160, 320, 640]))
+    assert [r[3] for r in wide["backbone"][1:4]] == [[160, 1], [320, 2], [640, 3]]  # Index rows follow the levels
+
+
+def test_width_variant_builds_with_wider_maps_for_the_neck():
+    from ultralytics.nn.tasks import DetectionModel
+    from ultralytics.utils.ops import make_divisible
+
+    base = yaml.safe_load((CFG / "yolov8-revcol.yaml").read_text())
+    (v,) = STUDIES["width"]
+    m = DetectionModel({**variant_yaml(base, v), "scale": "n"}, verbose=False)
+    want = [make_divisible(c * 0.25, 8) for c in v.channels]  # Ultralytics' width scaling at n
+    assert list(m.model[0].channels) == want and all(w > s for w, s in zip(want[1:], [32, 64, 128]))  # wider than the shipped row's maps
+    out = m.model[0](torch.zeros(1, 3, 64, 64))
+    assert [t.shape[1] for t in out] == want
 
 
 def test_budget_variants_build_and_stay_under_080x(tmp_path):

@@ -9,6 +9,7 @@ seeds of ``yolo-revcol accuracy``, next to stock YOLOv8 and the shipped row at t
   (4x4 patchify vs two 3x3 stride-2 convs), drop path, plain backprop;
 * ``columns``: the column count (1, 3, 4 next to the shipped 2);
 * ``budget``: where the parameters go (blocks per level, the stride-4 level's width);
+* ``width``: wider levels, so the neck reads wider maps;
 * ``supervision``: intermediate supervision (``aux``) of the first column with auxiliary Detect heads.
 
 Decision rule (``bench_accuracy.decide``): a variant is better or worse than the shipped row only when the difference
@@ -91,6 +92,8 @@ STUDIES = {
         Variant("c2f-narrow-p2-deeper", "stride-4 level 32 (n: 8) channels, blocks 1/3/6/3 (n: 1/1/2/1)",
                 channels=[32, 128, 256, 512], layers=[1, 3, 6, 3]),
     ],
+    # The neck reads P3-P5 of the last column; at n the shipped row hands it half of stock's widths (32/64/128).
+    "width": [Variant("c2f-w1.25", "channels x1.25: 80/160/320/640 (n: 24/40/80/160)", channels=[80, 160, 320, 640])],
     "supervision": [Variant(f"c2f-aux{w:g}", f"aux {w:g}: Detect head on column 1", {"aux": w}) for w in (0.5, 1.0)],
 }
 
@@ -108,6 +111,9 @@ def variant_yaml(base: dict, variant: Variant) -> dict:
     layers = variant.layers or layers
     options = row[3][3] if len(row[3]) > 3 and isinstance(row[3][3], dict) else {}
     row[3] = [channels, layers, columns, {**options, **variant.options}]
+    for r in d["backbone"][1:]:  # the Index rows that pick levels must name the variant's channels
+        if r[2] == "Index" and r[0] == 0:
+            r[3][0] = channels[r[3][1]]
     d.pop("scale", None)
     return d
 
