@@ -197,11 +197,15 @@ def test_ultralytics_fuse_also_fuses_revcol_exactly(base_yaml, block):
             elif isinstance(m, torch.nn.LayerNorm) and m.weight is not None:
                 m.weight.uniform_(0.5, 1.5, generator=g)
     x = torch.rand(1, 3, 64, 64, generator=g)
+    params = {id(p): (p, p.detach().clone()) for p in model.parameters()}  # holding p keeps its id unique
     with torch.no_grad():
         before = model(x)[0]
         model.fuse(verbose=False)
         after = model(x)[0]
     revcol = model.model[0]
+    fused = [n for n, p in model.named_parameters() if id(p) not in params or not torch.equal(p, params[id(p)][1])]
+    assert any(n.startswith("model.0.") for n in fused)
+    assert [n for n in fused if model.get_parameter(n).requires_grad] == []  # as Ultralytics' own fused convs
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     if block == "convnext":
         assert all(b.norm.weight is None for b in revcol.modules() if type(b).__name__ == "ConvNeXtBlock")

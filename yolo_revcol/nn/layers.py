@@ -206,6 +206,9 @@ class ConvNeXtBlock(nn.Module):
         self.pwconv2.bias.copy_(self.pwconv2.bias.float() * g)
         norm = LayerNorm2d(self.norm.normalized_shape[0], eps=self.norm.eps, affine=False)
         self.norm, self.gamma = norm.to(w1.device), nn.Identity()
+        # Folded weights are inference-only, as Ultralytics' fuse_conv_and_bn leaves its fused convs
+        self.pwconv1.requires_grad_(False)
+        self.pwconv2.requires_grad_(False)
 
 
 def _padding(kernel: int) -> int:
@@ -254,7 +257,8 @@ class ConvNorm(nn.Module):
         ).to(conv.weight.device)
         fused.weight.copy_(conv.weight.float() * scale.view(-1, 1, 1, 1))
         fused.bias.copy_(bn.bias.float() - bn.running_mean.float() * scale)
-        self.conv, self.norm = fused.to(conv.weight.dtype), nn.Identity()
+        # A fresh Conv2d requires grad; the folded one is inference-only, as in Ultralytics' fuse_conv_and_bn
+        self.conv, self.norm = fused.to(conv.weight.dtype).requires_grad_(False), nn.Identity()
 
 
 class Bottleneck(nn.Module):
