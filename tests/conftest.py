@@ -98,7 +98,7 @@ def train_then_interrupt(model: Path, data: Path, project: Path, name: str) -> P
         model = YOLO(r"{model}")
         model.add_callback("on_fit_epoch_end", stop)
         try:
-            model.train(data=r"{data}", project=r"{project}", name="{name}", epochs=2, imgsz=64, batch=4,
+            model.train(data=r"{data}", project=r"{project}", name="{name}", epochs=2, imgsz=64, batch=4, device="cpu",
                         workers=0, plots=False)
         except KeyboardInterrupt:
             print("interrupted")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -15,7 +16,7 @@ from conftest import BIN, CFG, run, train_then_interrupt
 
 YOLO_CLI = str(BIN / "yolo")
 MODEL_YAML = CFG / "yolov8n-revcol.yaml"
-TRAIN_KW = dict(epochs=1, imgsz=64, batch=4, workers=0, seed=0, plots=False)
+TRAIN_KW = dict(epochs=1, imgsz=64, batch=4, workers=0, seed=0, plots=False, device="cpu")  # cpu: no AMP check
 TRAIN_ARGS = [f"{k}={v}" for k, v in TRAIN_KW.items()]
 
 # Prints the detections of a checkpoint on one image as JSON: the same code runs in fresh processes.
@@ -50,7 +51,10 @@ def test_cli_train_writes_checkpoints(cli_run):
 
 def test_cli_val(cli_run, tiny_data):
     proc = run([YOLO_CLI, "val", f"model={cli_run / 'weights' / 'best.pt'}", f"data={tiny_data}", "imgsz=64", "batch=4"])
-    assert "all" in proc.stdout + proc.stderr
+    # Ultralytics' metrics line: "all <images> <instances> <P> <R> <mAP50> <mAP50-95>" over the 4 val images.
+    line = re.search(r"^\s+all\s+4\s+(\d+)((?:\s+[\d.]+){4})\s*$", proc.stdout + proc.stderr, re.M)
+    assert line, proc.stdout + proc.stderr
+    assert int(line.group(1)) > 0 and all(0 <= float(v) <= 1 for v in line.group(2).split())
 
 
 def test_cli_predict_saves_annotated_image(cli_run, tiny_data, tmp_path):
