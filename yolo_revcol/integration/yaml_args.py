@@ -10,7 +10,7 @@ channels as their input channels. This module rewrites a model dictionary before
   and head are built with the right input channels.
 
 A RevCol row reads ``[channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every,
-layer_scale, block, stem, aux]`` (only the first three are required); a trailing mapping may give any optional ones by
+layer_scale, block, stem, aux, weights]`` (only the first three are required); a trailing mapping may give any optional ones by
 name, e.g. ``[[64, 128, 256, 512], [3, 3, 9, 3], {n: 2, s: 2, m: 3, l: 3, x: 3}, {block: c2f, reversible: false}]``. ``columns`` is an
 integer (every scale) or a mapping from scale name to integer.
 """
@@ -21,6 +21,7 @@ import copy
 import inspect
 import math
 from collections.abc import Mapping
+from pathlib import Path
 
 from ..nn.revcol import RevCol
 
@@ -40,6 +41,7 @@ ARG_NAMES = (
     "block",
     "stem",
     "aux",
+    "weights",
 )
 REQUIRED = 3
 
@@ -105,6 +107,21 @@ def _columns_for_scale(i: int, columns, scale: str | None):
     return columns[scale]
 
 
+def _check_weights(i: int, ch: int, named: dict) -> None:
+    """Fail before anything is built when the official checkpoint of ``weights`` has another architecture.
+
+    ``named`` holds the row's arguments after scaling, i.e. what RevCol will be built with.
+    """
+    from ..nn.official import OfficialCheckpointError, check_official
+
+    args = dict(zip(("c1", *ARG_NAMES), RevCol.check_args(ch, **named)))
+    arch = {k: args[k] for k in ("c1", "channels", "layers", "columns", "kernel", "mlp_ratio")}
+    try:
+        check_official(named["weights"], **arch)
+    except OfficialCheckpointError as e:
+        raise ModelYAMLError(f"model YAML layer {i} (RevCol): argument 'weights': {e}") from None
+
+
 def expand_revcol_rows(d: dict, ch: int) -> dict:
     """Return a copy of model dictionary ``d`` whose RevCol and Index rows ``parse_model`` can build unchanged.
 
@@ -143,6 +160,10 @@ def expand_revcol_rows(d: dict, ch: int) -> dict:
             revcol_channels[i] = (list(named["channels"]), scaled)
             named["channels"] = scaled
             named["layers"] = [_scale_depth(n, depth) for n in named["layers"]]
+            if named.get("weights") is not None:
+                _check_weights(i, ch, named)
+                # A Path, not a str: parse_model would try ast.literal_eval on a string argument (a path is no literal)
+                named["weights"] = Path(named["weights"])
             defaults = inspect.signature(RevCol).parameters
             row[3] = [ch] + [named.get(n, defaults[n].default) for n in ARG_NAMES]  # every argument, for the summary
             continue

@@ -12,6 +12,7 @@ from .layers import (
     LayerNorm2d,
     ReversibleScale,
 )
+from .official import OfficialCheckpointError, official_state_dict
 from .reversible import ReversibleColumns, reconstruct_states
 from .revcol import STEMS, RevCol, Stem
 
@@ -28,10 +29,12 @@ __all__ = (
     "DropPath",
     "LayerNorm2d",
     "Level",
+    "OfficialCheckpointError",
     "RevCol",
     "ReversibleColumns",
     "ReversibleScale",
     "Stem",
     "UpFusion",
+    "official_state_dict",
     "reconstruct_states",
 )

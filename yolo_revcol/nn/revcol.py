@@ -5,6 +5,8 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from numbers import Integral, Real
+from os import PathLike
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -106,6 +108,9 @@ class RevCol(nn.Module):
             see ``aux_weights`` for how the weight is spread over them. Training only: eval, ``fuse`` and export
             never run the heads. Under DistributedDataParallel, consume ``pop_aux_outputs`` inside the wrapped
             forward (as Ultralytics does, computing its loss there), or DDP takes the heads for unused parameters.
+        weights (str | None): Path of an official RevCol checkpoint (megvii-research/RevCol release, detection or
+            segmentation file) to load when the model is built; its architecture must be this one (convnext block,
+            patchify stem). Never downloaded. See ``load_official``.
 
     Examples:
         >>> model = RevCol(3, [16, 32, 64, 128], [1, 1, 3, 1], columns=2)
@@ -130,13 +135,14 @@ class RevCol(nn.Module):
         block: str = "convnext",
         stem: str = "patchify",
         aux: float = 0.0,
+        weights: str | None = None,
     ):
         """Validate the arguments and build the stem and columns."""
         super().__init__()
         (c1, channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every, layer_scale,
-         block, stem, aux) = self.check_args(
+         block, stem, aux, weights) = self.check_args(
             c1, channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every, layer_scale,
-            block, stem, aux
+            block, stem, aux, weights
         )  # fmt: skip
         self.channels = channels
         self.aux = aux
@@ -154,6 +160,10 @@ class RevCol(nn.Module):
         )
         if block == "convnext":  # BN/SiLU convs keep PyTorch's default init, as Ultralytics' own layers do
             self.apply(self._init_weights)
+        self.weights = weights
+        self.official_load = None  # set when official weights are loaded (weights argument or load_official)
+        if weights is not None:
+            self.load_official(weights)
 
     @staticmethod
     def check_args(
@@ -170,6 +180,7 @@ class RevCol(nn.Module):
         block="convnext",
         stem="patchify",
         aux=0.0,
+        weights=None,
     ) -> tuple:
         """Validate constructor arguments and return them normalised, in signature order.
 
@@ -211,6 +222,20 @@ class RevCol(nn.Module):
             raise ValueError(f"RevCol argument 'aux' must be a number >= 0 (0: off), got {aux!r}")
         if aux > 0 and columns < 2:
             raise ValueError(f"RevCol argument 'aux' supervises the columns before the last, but columns is {columns}")
+        if weights is not None:
+            if not isinstance(weights, (str, PathLike)) or not str(weights):
+                raise ValueError(f"RevCol argument 'weights' must be an official checkpoint's path, got {weights!r}")
+            if not Path(weights).is_file():
+                raise ValueError(
+                    f"RevCol argument 'weights': official checkpoint {str(weights)!r} not found (relative to "
+                    f"{Path.cwd()}); download it from https://github.com/megvii-research/RevCol/releases"
+                )
+            if block != "convnext" or stem != "patchify":
+                raise ValueError(
+                    f"RevCol argument 'weights' (official checkpoint) needs block convnext and stem patchify, "
+                    f"got block {block!r} and stem {stem!r}"
+                )
+            weights = str(weights)
         return (
             c1,
             channels,
@@ -225,6 +250,7 @@ class RevCol(nn.Module):
             block,
             stem,
             float(aux),
+            weights,
         )
 
     @staticmethod
@@ -234,6 +260,41 @@ class RevCol(nn.Module):
             nn.init.trunc_normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+    @classmethod
+    def from_official(cls, checkpoint, key: str | None = None, **options) -> RevCol:
+        """Build a RevCol of an official checkpoint's architecture (megvii-research/RevCol) with its weights.
+
+        Channels, blocks per level, columns, kernel and MLP ratio are read from the tensors' names and shapes; the
+        model uses the paper's convnext block and patchify stem, and computes what the official backbone computes.
+
+        Args:
+            checkpoint (str | Path | Mapping): A release file (``{"model", "state_dict_ema", ...}``), a detection or
+                segmentation file (``{"state_dict"}`` with ``backbone.`` keys), or such a dict already loaded.
+            key (str | None): Entry to read ("model", "state_dict_ema", ...); default EMA weights when present.
+            **options: Constructor arguments that leave the architecture alone (drop_path, reversible, ...).
+
+        Returns:
+            (RevCol): The model; ``official_load`` records the source and the loaded and skipped tensor counts.
+        """
+        from .official import build_official
+
+        return build_official(cls, checkpoint, key, **options)
+
+    def load_official(self, checkpoint, key: str | None = None):
+        """Load an official RevCol checkpoint into this model (see ``from_official`` for the layouts).
+
+        Returns:
+            (OfficialLoad): Source and the loaded and skipped tensor counts.
+
+        Raises:
+            OfficialCheckpointError: Naming the first key that is missing, unexpected or of another shape (both
+                shapes given); nothing is loaded then.
+        """
+        from .official import load_official
+
+        self.official_load = load_official(self, checkpoint, key)
+        return self.official_load
 
     @property
     def supervised_columns(self) -> list[int]:
@@ -288,13 +349,16 @@ class RevCol(nn.Module):
 
     def __getstate__(self) -> dict:
         """Pickle and deepcopy without the last forward's auxiliary outputs (graph tensors, not model state)."""
-        return {**super().__getstate__(), "_aux_outputs": []}
+        # The load record is no model state (and no class the safe-load allow-list knows): not pickled either
+        return {**super().__getstate__(), "_aux_outputs": [], "official_load": None}
 
     def __setstate__(self, state: dict) -> None:
         """Unpickle, giving models saved before intermediate supervision existed its off state."""
         super().__setstate__(state)
         self.__dict__.setdefault("aux", 0.0)
         self.__dict__.setdefault("_aux_outputs", [])
+        self.__dict__.setdefault("weights", None)
+        self.__dict__.setdefault("official_load", None)
         if "aux_heads" not in self._modules:
             self.aux_heads = None
 
