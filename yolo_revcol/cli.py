@@ -1,4 +1,4 @@
-"""The ``yolo-revcol`` console command: ``yolo-revcol compare ...``, ``yolo-revcol data ...``."""
+"""The ``yolo-revcol`` console command: ``yolo-revcol <command> [options]``, e.g. ``yolo-revcol cfg``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 COMMANDS = {
     "ablation": ("yolo_revcol.tools.ablation", "RevCol ablations (design, columns, budget): params, GFLOPs, mAP"),
     "accuracy": ("yolo_revcol.tools.bench_accuracy", "train stock yolov8n and yolov8n-revcol alike: mAP, time, memory"),
+    "cfg": ("yolo_revcol.tools.configs", "list the shipped model and dataset YAMLs, or copy one out for editing"),
     "compare": ("yolo_revcol.tools.compare", "params/GFLOPs of RevCol YOLO models vs stock Ultralytics models"),
     "data": ("yolo_revcol.data.synthetic", "generate the embedded synthetic dataset (detect, segment, pose, obb, classify)"),
     "speed": ("yolo_revcol.tools.bench_speed", "CPU inference and training-step time of RevCol vs stock YOLOv8"),

@@ -4,7 +4,8 @@ Nothing in Ultralytics is edited or copied. ``register()`` adds RevCol to the na
 resolves YAML module names, wraps ``parse_model`` so RevCol rows are expanded first (see ``yaml_args``), wraps
 ``BaseModel.fuse`` so ``model.fuse()`` (called before val, predict and export) also fuses RevCol backbones (and drops
 their training-only auxiliary heads), wraps ``BaseModel.loss`` so the ``aux`` option adds its terms (see ``aux``),
-and adds the package's module classes to torch's safe-globals so checkpoints load under ``ULTRALYTICS_SAFE_LOAD=1``.
+wraps ``check_file`` so our YAMLs resolve by name (see ``resolve``), and adds the package's module classes to
+torch's safe-globals so checkpoints load under ``ULTRALYTICS_SAFE_LOAD=1``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 import torch
 
 from .. import nn as revcol_nn
+from . import resolve
 from .aux import attach_aux_heads, with_aux_loss
 from .yaml_args import expand_revcol_rows
 
@@ -64,6 +66,7 @@ def register() -> None:
     from ultralytics.nn import tasks
 
     check_ultralytics_version(ultralytics.__version__)
+    resolve.install()  # YOLO("yolov8n-revcol.yaml"), data=revcol-shapes.yaml from any folder
     tasks.RevCol = revcol_nn.RevCol  # parse_model resolves YAML module names in this namespace
     if not getattr(tasks.parse_model, _MARK, False):
         original = tasks.parse_model
