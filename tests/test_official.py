@@ -23,12 +23,12 @@ TINY = dict(channels=[8, 16, 32, 64], layers=[1, 1, 2, 1], columns=2)
 EPS = 1e-6  # every LayerNorm of the official code
 
 
-def official_state(channels, layers, columns, kernel=3, c1=3, seed=0) -> dict[str, torch.Tensor]:
-    """Random tensors under the official names and shapes (``FullNet`` of models/revcol.py, expansion 4)."""
+def official_state(channels, layers, columns, kernel=3, c1=3, seed=0, zeros=False) -> dict[str, torch.Tensor]:
+    """Random tensors (or zeros) under the official names and shapes (``FullNet`` of models/revcol.py, expansion 4)."""
     g = torch.Generator().manual_seed(seed)
 
     def r(*shape, mean=0.0, std=0.2):
-        return mean + std * torch.randn(*shape, generator=g)
+        return torch.zeros(shape) if zeros else mean + std * torch.randn(*shape, generator=g)
 
     c0 = channels[0]
     sd = {"stem.0.weight": r(c0, c1, 4, 4), "stem.0.bias": r(c0), "stem.1.weight": r(c0, mean=1), "stem.1.bias": r(c0)}
@@ -290,3 +290,46 @@ def test_yolo_train_starts_from_the_loaded_official_weights(tiny_data, tmp_path)
     assert any(not torch.equal(trained[k], sd[k]) for k in keys)  # and moved them
     saved = torch.load(tmp_path / "official" / "weights" / "last.pt", weights_only=False)["model"].model[0]
     assert saved.weights == str(weights) and saved.official_load is None  # the load record is not pickled
+
+
+# ----------------------------------------------------------------------------------- the paper's T/S/B model YAMLs
+# Channels, blocks per level, columns (models/revcol.py) and drop path (Detection/configs/revcol/*_3x_in1k.py)
+PAPER = {
+    "t": ([64, 128, 256, 512], [2, 2, 4, 2], 4, 0.3),
+    "s": ([64, 128, 256, 512], [2, 2, 4, 2], 8, 0.4),
+    "b": ([72, 144, 288, 576], [1, 1, 3, 2], 16, 0.4),
+}
+
+
+def paper_yaml(variant: str) -> dict:
+    """The model dictionary of cfg/yolov8-revcol-<variant>.yaml."""
+    import yaml
+    from conftest import CFG
+
+    return yaml.safe_load((CFG / f"yolov8-revcol-{variant}.yaml").read_text())
+
+
+@pytest.mark.parametrize("variant", PAPER)
+def test_paper_yamls_hold_the_published_rows(variant):
+    from yolo_revcol.integration.yaml_args import ARG_NAMES, expand_revcol_rows
+
+    d = expand_revcol_rows(paper_yaml(variant), 3)  # as parse_model receives it: after scaling (none here)
+    args = dict(zip(("c1", *ARG_NAMES), d["backbone"][0][3]))
+    channels, layers, columns, drop_path = PAPER[variant]
+    assert (args["channels"], args["layers"], args["columns"], args["kernel"]) == (channels, layers, columns, 3)
+    assert (args["block"], args["stem"], args["drop_path"]) == ("convnext", "patchify", drop_path)
+    assert args["reversible"] is True and args["checkpoint_every"] == 2 and args["weights"] is None
+    assert [row[3] for row in d["backbone"][1:4]] == [[channels[i], i] for i in (1, 2, 3)]
+
+
+def test_paper_yaml_checks_its_checkpoint_before_anything_is_built(tmp_path):
+    from yolo_revcol.integration.yaml_args import ModelYAMLError, expand_revcol_rows
+
+    path = tmp_path / "revcol_tiny_1k.pth"
+    torch.save({"model": official_state(*PAPER["t"][:3], zeros=True)}, path)  # only names and shapes matter here
+    d = paper_yaml("t")
+    d["backbone"][0][3][-1]["weights"] = str(path)
+    assert str(expand_revcol_rows(d, 3)["backbone"][0][3][-1]) == str(path)  # passed on to RevCol, which loads it
+    d["backbone"][0][3][2] = 8  # RevCol-S's column count with RevCol-T's file
+    with pytest.raises(ModelYAMLError, match=r"layer 0 \(RevCol\): argument 'weights'.*columns 4 \(here 8\)"):
+        expand_revcol_rows(d, 3)
