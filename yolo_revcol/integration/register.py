@@ -4,6 +4,7 @@ Nothing in Ultralytics is edited or copied. ``register()`` adds RevCol to the na
 resolves YAML module names, wraps ``parse_model`` so RevCol rows are expanded first (see ``yaml_args``), wraps
 ``BaseModel.fuse`` so ``model.fuse()`` (called before val, predict and export) also fuses RevCol backbones (and drops
 their training-only auxiliary heads), wraps ``BaseModel.loss`` so the ``aux`` option adds its terms (see ``aux``),
+wraps ``BaseModel.load`` so stock weights fill a RevCol model's neck and head by structure (see ``transfer``),
 wraps ``check_file`` so our YAMLs resolve by name (see ``resolve``), and adds the package's module classes to
 torch's safe-globals so checkpoints load under ``ULTRALYTICS_SAFE_LOAD=1``.
 """
@@ -19,6 +20,7 @@ import torch
 from .. import nn as revcol_nn
 from . import resolve
 from .aux import attach_aux_heads, with_aux_loss
+from .transfer import with_structural_transfer
 from .yaml_args import expand_revcol_rows
 
 __all__ = ("SUPPORTED_ULTRALYTICS", "UnsupportedUltralyticsError", "check_ultralytics_version", "register")
@@ -97,5 +99,9 @@ def register() -> None:
         loss = with_aux_loss(tasks.BaseModel.loss)
         setattr(loss, _MARK, True)
         tasks.BaseModel.loss = loss
+    if not getattr(tasks.BaseModel.load, _MARK, False):  # stock weights: neck and head by structure
+        load = with_structural_transfer(tasks.BaseModel.load)
+        setattr(load, _MARK, True)
+        tasks.BaseModel.load = load
     if hasattr(torch.serialization, "add_safe_globals"):
         torch.serialization.add_safe_globals(module_classes())
