@@ -333,3 +333,23 @@ def test_paper_yaml_checks_its_checkpoint_before_anything_is_built(tmp_path):
     d["backbone"][0][3][2] = 8  # RevCol-S's column count with RevCol-T's file
     with pytest.raises(ModelYAMLError, match=r"layer 0 \(RevCol\): argument 'weights'.*columns 4 \(here 8\)"):
         expand_revcol_rows(d, 3)
+
+
+def test_compare_paper_writes_the_table_and_readme_block(tmp_path, monkeypatch):
+    from yolo_revcol.tools import compare
+
+    sizes = {"yolov8m": (25_902_640, 79.3), "yolov8l": (43_691_520, 165.7), "yolov8x": (68_229_648, 258.5)}
+    sizes.update({"yolov8-revcol-t": (36_684_928, 91.1), "yolov8-revcol-s": (66_797_184, 165.6)})
+    sizes["yolov8-revcol-b"] = (152_869_048, 313.7)
+
+    def fake_summarize(yaml, name, imgsz):  # building RevCol-B takes long; the pairing and the table are tested here
+        return compare.Summary(name, 1, *sizes[name], imgsz=imgsz)
+
+    monkeypatch.setattr(compare, "summarize", fake_summarize)
+    readme = tmp_path / "README.md"
+    readme.write_text("a\n<!-- compare-paper:start -->\nold\n<!-- compare-paper:end -->\nb\n")
+    assert compare.main(["--paper", "--out", str(tmp_path), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old" not in text and "| yolov8-revcol-s | 66.80 | 165.6 | yolov8l | 43.69 | 165.7 | 1.53 | 1.00 |" in text
+    rows = (tmp_path / "compare_paper.csv").read_text().splitlines()
+    assert [r.split(",")[3] for r in rows[1:]] == ["yolov8m", "yolov8l", "yolov8x"]

@@ -7,6 +7,7 @@ Examples:
     yolo-revcol compare                      # YOLOv8 n/s/m/l/x vs yolov8-revcol, writes results/compare_yolov8.*
     yolo-revcol compare --scales n s --imgsz 640 --readme README.md
     yolo-revcol compare --family all --readme README.md   # every family; README's yolov8 and per-task blocks
+    yolo-revcol compare --paper --readme README.md        # the paper's RevCol-T/S/B YAMLs vs YOLOv8 m/l/x
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ PAIRS = {
     "yolov8-cls": ("yolov8{s}-cls.yaml", "yolov8{s}-revcol-cls.yaml"),
     "yolo11": ("yolo11{s}.yaml", "yolo11{s}-revcol.yaml"),
 }
+# The paper's backbones (cfg/yolov8-revcol-{t,s,b}.yaml, not scaled) against the stock YOLOv8 scale nearest in size
+PAPER_PAIRS = (
+    ("yolov8m.yaml", "yolov8-revcol-t.yaml"),
+    ("yolov8l.yaml", "yolov8-revcol-s.yaml"),
+    ("yolov8x.yaml", "yolov8-revcol-b.yaml"),
+)
+PAPER_BLOCK = "compare-paper"
 README_BLOCKS = {"yolov8": "compare-yolov8"}  # the other families share one per-task block
 TASKS_BLOCK = "compare-tasks"
 # Why a family misses the target where it does: facts about the stock models, which do not depend on the RevCol row
@@ -149,6 +157,45 @@ def compare(family: str = "yolov8", scales: str = SCALES, imgsz: int = 640) -> l
 HEADER = ("scale", "model", "layers", "params (M)", "GFLOPs", "params ratio", "GFLOPs ratio", f"both <= {TARGET:.2f}x")
 
 
+def compare_paper(imgsz: int = 640) -> list[tuple[Summary, Summary]]:
+    """Return (stock, RevCol) summaries of ``PAPER_PAIRS``: the paper's T/S/B YAMLs and the stock YOLOv8 m/l/x."""
+    return [
+        (
+            summarize(stock, stock.removesuffix(".yaml"), imgsz),
+            summarize(cfg_dir() / ours, ours.removesuffix(".yaml"), imgsz),
+        )
+        for stock, ours in PAPER_PAIRS
+    ]
+
+
+PAPER_HEADER = (
+    "RevCol model", "params (M)", "GFLOPs", "stock model", "params (M)", "GFLOPs", "params ratio", "GFLOPs ratio"
+)  # fmt: skip
+
+
+def paper_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
+    """One row per pair: RevCol model, stock model, and RevCol / stock ratios."""
+    return [
+        [ours.name, f"{ours.params / 1e6:.2f}", f"{ours.gflops:.1f}", stock.name, f"{stock.params / 1e6:.2f}",
+         f"{stock.gflops:.1f}", f"{ours.params / stock.params:.2f}", f"{ours.gflops / stock.gflops:.2f}"]
+        for stock, ours in pairs
+    ]  # fmt: skip
+
+
+def write_paper(imgsz: int, out: Path, readme: Path | None) -> None:
+    """Compare the paper's T/S/B YAMLs with stock YOLOv8: print, write ``compare_paper.{md,csv}``, fill the README block."""
+    rows = paper_rows(compare_paper(imgsz))
+    table = markdown_table(PAPER_HEADER, rows)
+    note = f"Measured by `{command_line()}` at imgsz {imgsz} on {machine()}.\n"
+    print(f"{table}\n{note}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare_paper.md").write_text(note + "\n" + table)
+    write_csv(out / "compare_paper.csv", PAPER_HEADER, rows)
+    print(f"wrote {out / 'compare_paper.md'}, {out / 'compare_paper.csv'}")
+    if readme and not replace_block(readme, PAPER_BLOCK, note + "\n" + table):
+        print(f"no <!-- {PAPER_BLOCK}:start --> block in {readme}; left it unchanged")
+
+
 def table_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
     """One stock row and one RevCol row (with ratios) per scale."""
     rows = []
@@ -249,7 +296,16 @@ def main(argv: list[str] | None = None) -> int:
         help="also replace this file's <!-- compare-yolov8:start/end --> block (yolov8) and <!-- compare-tasks:start/end --> "
         "block (every other family compared)",
     )
+    parser.add_argument(
+        "--paper",
+        action="store_true",
+        help="compare the paper's RevCol-T/S/B YAMLs with stock YOLOv8 m/l/x instead (compare_paper.*, README block "
+        f"<!-- {PAPER_BLOCK}:start/end -->)",
+    )
     args = parser.parse_args(argv)
+    if args.paper:
+        write_paper(args.imgsz, args.out, args.readme)
+        return 0
     families = list(PAIRS) if "all" in args.family else list(dict.fromkeys(args.family))
 
     cmd, where = command_line(), machine()
