@@ -127,6 +127,15 @@ def test_wheel_carries_every_yaml(wheel):
     assert "yolo_revcol_autoload.pth" in names
 
 
+def test_editable_wheel_reads_cfg_in_place(tmp_path):
+    from hatchling.builders.wheel import WheelBuilder  # editable builds also need `editables` (in the test extra)
+
+    (path,) = WheelBuilder(str(ROOT)).build(directory=str(tmp_path), versions=["editable"])
+    names = zipfile.ZipFile(path).namelist()
+    assert "yolo_revcol_autoload.pth" in names  # the start-up hook still installs
+    assert not [n for n in names if n.startswith("yolo_revcol/")]  # no stale copy of cfg/ next to the checkout's
+
+
 def test_wheel_install_builds_every_yaml_by_name_from_any_folder(fresh):
     names = [scaled_path(Path(n), "n").name for n in MODEL_NAMES] + ["yolov8s-revcol-seg.yaml"]
     out = json.loads(run_fresh(fresh, [str(fresh["python"]), "-c", BUILD_BY_NAME, *names]).stdout.splitlines()[-1])
