@@ -31,15 +31,16 @@ def test_variant_yaml_replaces_channels_and_blocks_when_given():
     assert [r[3] for r in wide["backbone"][1:4]] == [[160, 1], [320, 2], [640, 3]]  # Index rows follow the levels
 
 
-def test_width_variant_builds_with_wider_maps_for_the_neck():
+@pytest.mark.parametrize("v", STUDIES["width"], ids=lambda v: v.name)
+def test_width_variants_build_with_wider_maps_for_the_neck(v):
     from ultralytics.nn.tasks import DetectionModel
     from ultralytics.utils.ops import make_divisible
 
     base = yaml.safe_load((CFG / "yolov8-revcol.yaml").read_text())
-    (v,) = STUDIES["width"]
     m = DetectionModel({**variant_yaml(base, v), "scale": "n"}, verbose=False)
     want = [make_divisible(c * 0.25, 8) for c in v.channels]  # Ultralytics' width scaling at n
-    assert list(m.model[0].channels) == want and all(w > s for w, s in zip(want[1:], [32, 64, 128]))  # wider than the shipped row's maps
+    assert list(m.model[0].channels) == want
+    assert all(w > s for w, s in zip(want[1:], [32, 64, 128]))  # wider than the shipped row's P3-P5 maps
     out = m.model[0](torch.zeros(1, 3, 64, 64))
     assert [t.shape[1] for t in out] == want
 

@@ -93,7 +93,10 @@ STUDIES = {
                 channels=[32, 128, 256, 512], layers=[1, 3, 6, 3]),
     ],
     # The neck reads P3-P5 of the last column; at n the shipped row hands it half of stock's widths (32/64/128).
-    "width": [Variant("c2f-w1.25", "channels x1.25: 80/160/320/640 (n: 24/40/80/160)", channels=[80, 160, 320, 640])],
+    "width": [
+        Variant("c2f-w1.25", "channels x1.25: 80/160/320/640 (n: 24/40/80/160)", channels=[80, 160, 320, 640]),
+        Variant("c2f-w1.5", "channels x1.5: 96/192/384/768 (n: 24/48/96/192)", channels=[96, 192, 384, 768]),
+    ],
     "supervision": [Variant(f"c2f-aux{w:g}", f"aux {w:g}: Detect head on column 1", {"aux": w}) for w in (0.5, 1.0)],
 }
 
