@@ -95,7 +95,7 @@ def test_saved_memory_does_not_grow_with_columns():
     x = torch.randn(2, 3, 128, 128)
 
     def measure(columns: int, reversible: bool) -> int:
-        model = RevCol(**cfg, columns=columns, reversible=reversible).train()
+        model = RevCol(**cfg, columns=columns, reversible=reversible, checkpoint_every=0).train()
         return saved_bytes(lambda: model(x))
 
     rev2, rev4, rev8 = (measure(n, True) for n in (2, 4, 8))
@@ -201,7 +201,8 @@ def test_second_backward_and_double_backward_raise(tiny_cfg):
         (dict(mlp_ratio=0), "'mlp_ratio' must be a number > 0, got 0"),
         (dict(drop_path=1.0), "'drop_path' must be a number in \\[0, 1\\), got 1.0"),
         (dict(reversible="yes"), "'reversible' must be true or false, got 'yes'"),
-        (dict(checkpoint_every=-1), "'checkpoint_every' must be an integer >= 0, got -1"),
+        (dict(checkpoint_every=-1), "'checkpoint_every' must be 'auto' or an integer >= 0 .*, got -1"),
+        (dict(checkpoint_every="often"), "'checkpoint_every' must be 'auto' or an integer >= 0 .*, got 'often'"),
         (dict(layer_scale=0), "'layer_scale' must be a number > 0, got 0"),
         (dict(block="resnet"), "'block' must be one of convnext, c2f, got 'resnet'"),
         (dict(stem="conv"), "'stem' must be one of patchify, yolo, got 'conv'"),
@@ -255,13 +256,13 @@ def test_backward_reports_reconstruction_error_and_warns_when_it_is_large():
         backward(small)
     assert float(small.reconstruction_error) < 1e-4
 
-    # Many columns in float32 with trained-looking weights: the reverse pass drifts, and says so.
-    deep = perturb(RevCol(**cfg, columns=16), scale=1.0).train()
-    with pytest.warns(RuntimeWarning, match="reconstruction error .* over 16 columns"):
+    # Many columns in float32 with trained-looking weights and no kept states: the reverse pass drifts, and says so.
+    deep = perturb(RevCol(**cfg, columns=16, checkpoint_every=0), scale=1.0).train()
+    with pytest.warns(RuntimeWarning, match=r"reconstruction error .* over 16 columns \(checkpoint_every=0\)"):
         backward(deep)
     assert float(deep.reconstruction_error) > RevCol.RECONSTRUCTION_WARN
-    # Exact checkpoints every 2 columns bound it.
-    deep.checkpoint_every = 2
+    # The default keeps exact states often enough to bound it.
+    deep.checkpoint_every = "auto"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         backward(deep)
@@ -326,6 +327,49 @@ def test_batchnorm_running_stats_move_once_per_reversible_step():
     for a, b in zip(after_plain, after_rev):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)  # counters equal: one update, not two
     assert all(m.track_running_stats for m in rev.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def gradient_error(model: RevCol, autocast: torch.dtype | None, columns: int) -> float:
+    """Relative error of the reversible path's gradients against plain backprop, both under the same autocast."""
+    cfg = dict(channels=model.channels)
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(columns))
+    weights = loss_weights(cfg, 2, 64)
+    grads = []
+    for reversible in (False, True):
+        model.reversible = reversible
+        with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            grads.append(run_step(model, x, weights)[1])
+    return relative_error(*grads)
+
+
+@pytest.mark.filterwarnings("ignore:RevCol reversible backward")  # the checkpoint_every=0 contrast may warn
+@pytest.mark.parametrize("autocast, tol", [(None, 1e-4), (torch.bfloat16, 1e-2)], ids=["float32", "bf16-autocast"])
+@pytest.mark.parametrize("columns", [5, 8])
+@pytest.mark.parametrize("block", ["convnext", "c2f"])
+def test_default_arguments_give_gradients_near_plain(tiny_cfg, block, columns, autocast, tol):
+    cfg = dict(tiny_cfg, columns=columns) if block == "convnext" else dict(C2F_CFG, columns=columns)
+    torch.manual_seed(0)
+    model = perturb(randomize_batchnorms(RevCol(**cfg))).train()  # trained-like; only the model's defaults
+    assert model.checkpoint_every == "auto"
+    assert gradient_error(model, autocast, columns) <= tol
+    if block == "c2f" and columns == 8:  # hard enough to need the default: keeping no column fails it by far
+        model.checkpoint_every = 0
+        assert gradient_error(model, autocast, columns) > tol
+
+
+def test_checkpoint_every_auto_follows_dtype_and_explicit_values_win(tiny_cfg):
+    x = torch.randn(1, 3, 64, 64)
+    model = RevCol(**dict(tiny_cfg, columns=8)).train()
+    stem = model.stem(x)
+    fp32 = model.checkpoint_interval(stem)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = model.checkpoint_interval(stem)
+    assert 1 <= bf16 < fp32 < 8  # 16-bit compute keeps exact states more often than float32
+    assert model.double().checkpoint_interval(stem.double()) >= fp32
+    assert RevCol(**dict(tiny_cfg, columns=2)).checkpoint_interval(stem) == 0  # nothing to keep at 2 columns
+    assert RevCol(**dict(tiny_cfg, columns=8), checkpoint_every=None).checkpoint_every == "auto"
+    for explicit in (0, 3):
+        assert RevCol(**dict(tiny_cfg, columns=8), checkpoint_every=explicit).checkpoint_interval(stem) == explicit
 
 
 @pytest.mark.parametrize("block, stem", [("convnext", "patchify"), ("c2f", "yolo"), ("c2f", "patchify")])

@@ -132,6 +132,10 @@ def edit_args(d: dict, **changes) -> dict:
         (lambda d: edit_args(d, columns={"s": 2}), r"layer 0 \(RevCol\): argument 'columns' \{'s': 2\} has no entry for scale 'n'"),
         (lambda d: edit_args(d, columns=0), r"layer 0 \(RevCol\).*'columns' must be an integer >= 1, got 0"),
         (lambda d: edit_args(d, aux=-0.5), r"layer 0 \(RevCol\).*'aux' must be a number >= 0 \(0: off\), got -0.5"),
+        (
+            lambda d: edit_args(d, checkpoint_every="often"),
+            r"layer 0 \(RevCol\).*'checkpoint_every' must be 'auto' or an integer >= 0 \(0: keep no column\), got 'often'",
+        ),
         (lambda d: edit_args(d, columns=1, aux=0.5), r"layer 0 \(RevCol\).*'aux' supervises the columns before the last"),
         (
             lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, {"reversable": False}]]),

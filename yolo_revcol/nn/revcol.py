@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Sequence
 from numbers import Integral, Real
@@ -13,7 +14,7 @@ from torch import nn
 
 from .column import NUM_LEVELS, Column, norm_of
 from .layers import BLOCKS, ConvNorm
-from .reversible import ReversibleColumns
+from .reversible import ReversibleColumns, auto_checkpoint_every, compute_dtype
 
 __all__ = ("Stem", "RevCol")
 
@@ -63,6 +64,17 @@ def _check_int(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
+def _check_checkpoint_every(value) -> int | str:
+    """Return "auto" (for "auto" or None) or an int >= 0, or raise ValueError naming the argument and value."""
+    if value is None or (isinstance(value, str) and value == "auto"):
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
+        raise ValueError(
+            f"RevCol argument 'checkpoint_every' must be 'auto' or an integer >= 0 (0: keep no column), got {value!r}"
+        )
+    return int(value)
+
+
 def _check_levels(name: str, values) -> list[int]:
     """Return a list of four positive ints, or raise ValueError naming the argument."""
     if not isinstance(values, Sequence) or isinstance(values, str) or len(values) != NUM_LEVELS:
@@ -95,9 +107,10 @@ class RevCol(nn.Module):
         mlp_ratio (float | None): MLP expansion ratio of convnext blocks (default 4); c2f blocks take none.
         drop_path (float): Largest DropPath probability; it rises linearly over each column's blocks.
         reversible (bool): Train through the reversible autograd path.
-        checkpoint_every (int): With reversible training, also keep every K-th column's states so reconstruction
-            restarts from exact values every K columns (0: keep none; memory then grows by one column's
-            states per checkpoint).
+        checkpoint_every (int | str): With reversible training, also keep every K-th column's states so
+            reconstruction restarts from exact values every K columns (memory grows by one column's states per kept
+            column). "auto" (the default; None means the same) picks K per forward from the column count and the
+            compute dtype (autocast's, else the parameters'), see ``checkpoint_interval``; 0 keeps no column.
         layer_scale (float | None): Initial layer scale of convnext blocks (default 1e-6 as in ConvNeXt and RevCol;
             larger values switch the blocks on from the start); c2f blocks take none.
         block (str): Block family: "convnext" (the paper's ConvNeXt-style block and LayerNorm fusions) or "c2f"
@@ -130,7 +143,7 @@ class RevCol(nn.Module):
         mlp_ratio: float | None = None,
         drop_path: float = 0.0,
         reversible: bool = True,
-        checkpoint_every: int = 0,
+        checkpoint_every: int | str = "auto",
         layer_scale: float | None = None,
         block: str = "convnext",
         stem: str = "patchify",
@@ -175,7 +188,7 @@ class RevCol(nn.Module):
         mlp_ratio=None,
         drop_path=0.0,
         reversible=True,
-        checkpoint_every=0,
+        checkpoint_every="auto",
         layer_scale=None,
         block="convnext",
         stem="patchify",
@@ -213,7 +226,7 @@ class RevCol(nn.Module):
             raise ValueError(f"RevCol argument 'drop_path' must be a number in [0, 1), got {drop_path!r}")
         if not isinstance(reversible, bool):
             raise ValueError(f"RevCol argument 'reversible' must be true or false, got {reversible!r}")
-        checkpoint_every = _check_int("checkpoint_every", checkpoint_every, minimum=0)
+        checkpoint_every = _check_checkpoint_every(checkpoint_every)
         if layer_scale is not None and (
             isinstance(layer_scale, bool) or not isinstance(layer_scale, Real) or layer_scale <= 0
         ):
@@ -380,13 +393,29 @@ class RevCol(nn.Module):
                 m.fuse()
         return self
 
-    def _record_reconstruction_error(self, error: torch.Tensor) -> None:
+    def checkpoint_interval(self, x: torch.Tensor) -> int:
+        """Return the ``checkpoint_every`` in effect for a reversible forward on ``x``, "auto" resolved.
+
+        Args:
+            x (torch.Tensor): The stem output; its dtype, or autocast's when autocast is on, is the compute dtype.
+
+        Returns:
+            (int): The explicit value, or for "auto" ``auto_checkpoint_every(columns, compute dtype)``: float32 0 up
+                to 2 columns and 2 beyond, float16/bfloat16 1 (every column kept), float64 0 up to 4 columns, else 4.
+        """
+        if self.checkpoint_every != "auto":
+            return self.checkpoint_every
+        return auto_checkpoint_every(len(self.columns), compute_dtype(x))
+
+    def _record_reconstruction_error(self, error: torch.Tensor, every: int | None = None) -> None:
         """Keep the last reversible backward's reconstruction error; warn when gradients are no longer trustworthy."""
         self.reconstruction_error = error
         if float(error) > self.RECONSTRUCTION_WARN:
+            setting = self.checkpoint_every if every is None else every
+            setting = f"auto: {setting}" if self.checkpoint_every == "auto" else setting
             warnings.warn(
                 f"RevCol reversible backward: relative reconstruction error {float(error):.2e} over "
-                f"{len(self.columns)} columns (checkpoint_every={self.checkpoint_every}); gradients are inaccurate. "
+                f"{len(self.columns)} columns (checkpoint_every={setting}); gradients are inaccurate. "
                 "Keep exact states more often (e.g. checkpoint_every=2) or set reversible=False.",
                 RuntimeWarning,
                 stacklevel=2,
@@ -423,8 +452,9 @@ class RevCol(nn.Module):
         wanted = self.supervised_columns if supervise else []
         if self.uses_reversible_path(x):
             params = [p for p in self.columns.parameters() if p.requires_grad]
-            report = self._record_reconstruction_error
-            out = ReversibleColumns.apply(self.columns, self.checkpoint_every, report, tuple(wanted), x, *params)
+            every = self.checkpoint_interval(x)
+            report = functools.partial(self._record_reconstruction_error, every=every)
+            out = ReversibleColumns.apply(self.columns, every, report, tuple(wanted), x, *params)
             states = list(out[:NUM_LEVELS])
             inner = [list(out[NUM_LEVELS * (j + 1) : NUM_LEVELS * (j + 2)]) for j in range(len(wanted))]
         else:
