@@ -14,7 +14,7 @@ from torch import nn
 
 from .column import NUM_LEVELS, Column, norm_of
 from .layers import BLOCKS, ConvNorm
-from .reversible import ReversibleColumns, auto_checkpoint_every, compute_dtype
+from .reversible import ReversibleColumns, auto_checkpoint_every, compute_dtype, reversible_parameters
 
 __all__ = ("Stem", "RevCol")
 
@@ -451,7 +451,7 @@ class RevCol(nn.Module):
         supervise = self.aux_heads is not None and self.training
         wanted = self.supervised_columns if supervise else []
         if self.uses_reversible_path(x):
-            params = [p for p in self.columns.parameters() if p.requires_grad]
+            params = reversible_parameters(self.columns)
             every = self.checkpoint_interval(x)
             report = functools.partial(self._record_reconstruction_error, every=every)
             out = ReversibleColumns.apply(self.columns, every, report, tuple(wanted), x, *params)

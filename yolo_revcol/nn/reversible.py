@@ -28,13 +28,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from .column import NUM_LEVELS, Column
 
-__all__ = ("MAX_RECONSTRUCTED", "ReversibleColumns", "auto_checkpoint_every", "compute_dtype", "reconstruct_states")
+__all__ = (
+    "MAX_RECONSTRUCTED",
+    "LevelGrads",
+    "ReversibleColumns",
+    "auto_checkpoint_every",
+    "compute_dtype",
+    "level_parameters",
+    "reconstruct_states",
+    "reversible_parameters",
+)
 
 # Longest run of consecutive columns the reverse pass may rebuild by reconstruction, by compute dtype, so that
 # gradients stay near plain backprop with trained-like weights (|alpha| down to 0.1). Measured on tiny RevCols:
@@ -120,7 +130,8 @@ class ReversibleColumns(torch.autograd.Function):
 
     ``apply(columns, checkpoint_every, report, supervised, x, *params)`` returns column N's four states, then the
     four states of every column listed in ``supervised`` (indices before the last, for auxiliary heads). ``params``
-    must be every parameter of ``columns`` that requires grad; their gradients are returned from ``backward``.
+    must be ``reversible_parameters(columns)`` (every trainable parameter, level by level); their gradients are
+    returned from ``backward`` by position.
 
     The first column depends on the stem output alone, so backward recomputes its finest state exactly and
     compares it with the one reconstructed through all later columns: that relative error is the true accumulated
@@ -141,6 +152,7 @@ class ReversibleColumns(torch.autograd.Function):
         ctx.columns = columns
         ctx.report = report
         ctx.params = params
+        ctx.spans = _parameter_spans(columns, params)
         ctx.device_type = x.device.type
         ctx.autocast = _autocast_state(x.device.type)
         ctx.rng = _RngStates(x.device) if columns.training and _uses_dropout(columns) else None
@@ -173,7 +185,12 @@ class ReversibleColumns(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grad_states: torch.Tensor):
-        """Reconstruct earlier columns level by level and return gradients for x and every parameter."""
+        """Walk the columns last to first, levels coarsest to finest, undoing each level's two equations.
+
+        At level l of column k the body Level_l(c_{l-1}^(k), c_{l+1}^(k-1)) is recomputed with grad enabled, then
+        c_l^(k-1) = (c_l^(k) - body) / alpha is reconstructed (unless a checkpoint holds it) and the gradient of
+        c_l^(k) = body + alpha * c_l^(k-1) is backpropagated into the level's inputs and parameters.
+        """
         if torch.is_grad_enabled():
             raise RuntimeError(
                 "RevCol's reversible path does not support double backward (create_graph=True); "
@@ -188,69 +205,138 @@ class ReversibleColumns(torch.autograd.Function):
         x, *rest = ctx.saved_tensors
         states, saved = list(rest[:NUM_LEVELS]), rest[NUM_LEVELS:]
         columns: nn.ModuleList = ctx.columns
-        index_of = {id(p): i for i, p in enumerate(ctx.params)}
         param_grads: list[torch.Tensor | None] = [None] * len(ctx.params)
         grads = [torch.zeros_like(s) if g is None else g for s, g in zip(states, grad_states)]
         # Gradients arriving from auxiliary heads, by column: joined in when the reverse pass reaches that column.
-        aux_grads = {
-            k: grad_states[NUM_LEVELS * (j + 1) : NUM_LEVELS * (j + 2)] for j, k in enumerate(ctx.supervised)
-        }
+        aux_grads = {k: grad_states[NUM_LEVELS * (j + 1) : NUM_LEVELS * (j + 2)] for j, k in enumerate(ctx.supervised)}
         grad_x = None
         x_in = x.detach().requires_grad_(ctx.needs_input_grad[4])
 
         enabled, dtype = ctx.autocast
         with torch.enable_grad(), torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled):
             for k in reversed(range(len(columns))):
-                column = columns[k]
-                first = k == 0
+                column, first = columns[k], k == 0
                 grads = [_add(g, a) for g, a in zip(grads, aux_grads.get(k, [None] * NUM_LEVELS))]
-                prev: list[torch.Tensor | None] = [None] * NUM_LEVELS
+                prev = None if first else _checkpointed(ctx.checkpoints.get(k - 1), saved)
                 prev_grads: list[torch.Tensor | None] = [None] * NUM_LEVELS
-                if k - 1 in ctx.checkpoints:
-                    start = ctx.checkpoints[k - 1]
-                    prev = [s.detach().requires_grad_() for s in saved[start : start + NUM_LEVELS]]
                 for i in reversed(range(NUM_LEVELS)):
                     down = x_in if i == 0 else states[i - 1].detach().requires_grad_()
-                    up = None if first or i == NUM_LEVELS - 1 else prev[i + 1]
                     replay = ctx.rng.replay((k, i)) if ctx.rng is not None else nullcontext()
                     with replay, _frozen_running_stats(column.levels[i]):
-                        body = column.level_body(i, down, None if first else prev)
-                    out, inputs = body, [down] + ([up] if up is not None else [])
-                    if not first:
-                        alpha = column.alphas[i]
-                        if prev[i] is None:  # reconstruct the previous column's state at this level
-                            with torch.no_grad():
-                                prev[i] = alpha.inverse(states[i] - body).detach().requires_grad_()
-                        out = body + alpha(prev[i])
-                        inputs.append(prev[i])
-                    level_params = [p for p in column.levels[i].parameters() if id(p) in index_of]
-                    if not first:
-                        level_params += [p for p in column.alphas[i].parameters() if id(p) in index_of]
-                    wanted = [t for t in inputs if t.requires_grad] + level_params
-                    got = torch.autograd.grad(out, wanted, grads[i], allow_unused=True)
-                    got = dict(zip(map(id, wanted), got))
-                    # Route input gradients: down -> finer level of this column (or x), up / prev -> previous column.
+                        body = column.level_body(i, down, prev)
+                    if prev is not None and prev[i] is None:
+                        with torch.no_grad():
+                            prev[i] = column.level_inverse(i, states[i], body).detach().requires_grad_()
+                    start, stop = ctx.spans[k][i]
+                    step = _level_backward(column, i, body, down, prev, grads[i], ctx.params[start:stop])
+                    # down -> the finer level of this column (or x); up and prev -> the previous column.
                     if i == 0:
-                        grad_x = _add(grad_x, got.get(id(down)))
+                        grad_x = _add(grad_x, step.down)
                     else:
-                        grads[i - 1] = _add(grads[i - 1], got.get(id(down)))
-                    if up is not None:
-                        prev_grads[i + 1] = _add(prev_grads[i + 1], got.get(id(up)))
-                    if not first:
-                        prev_grads[i] = _add(prev_grads[i], got.get(id(prev[i])))
-                    for p in level_params:
-                        j = index_of[id(p)]
-                        param_grads[j] = _add(param_grads[j], got.get(id(p)))
+                        grads[i - 1] = _add(grads[i - 1], step.down)
+                    if prev is not None:
+                        prev_grads[i] = _add(prev_grads[i], step.prev)
+                        if i + 1 < NUM_LEVELS:
+                            prev_grads[i + 1] = _add(prev_grads[i + 1], step.up)
+                    for j, g in enumerate(step.params, start):
+                        param_grads[j] = _add(param_grads[j], g)
                     if first and i == 0 and len(columns) > 1 and ctx.report is not None:
                         with torch.no_grad():  # body = exact first-column state; states[0] = reconstructed one
                             true = body.float()
                             ctx.report((states[0].float() - true).norm() / true.norm().clamp_min(1e-30))
-                    del body, out, got
-                if not first:
+                    del body, step
+                if prev is not None:
                     states = [s.detach() for s in prev]
                     grads = [torch.zeros_like(s) if g is None else g for s, g in zip(states, prev_grads)]
         ctx.columns = ctx.params = ctx.rng = ctx.report = None
         return (None, None, None, None, grad_x, *param_grads)
+
+
+class LevelGrads(NamedTuple):
+    """Gradients of one level's output c_l^(k) with respect to what it was computed from (None: not needed).
+
+    Attributes:
+        down (torch.Tensor | None): Its down input: c_{l-1}^(k), or the stem output at level 0.
+        up (torch.Tensor | None): Its up input c_{l+1}^(k-1) from the previous column.
+        prev (torch.Tensor | None): The previous column's state c_l^(k-1), through alpha.
+        params (tuple[torch.Tensor | None, ...]): The level's and its alpha's parameters, in ``level_parameters`` order.
+    """
+
+    down: torch.Tensor | None
+    up: torch.Tensor | None
+    prev: torch.Tensor | None
+    params: tuple[torch.Tensor | None, ...]
+
+
+def _level_backward(
+    column: Column,
+    index: int,
+    body: torch.Tensor,
+    down: torch.Tensor,
+    prev: list[torch.Tensor] | None,
+    grad: torch.Tensor,
+    params: Sequence[torch.Tensor],
+) -> LevelGrads:
+    """Backpropagate ``grad`` through c_l^(k) = body + alpha * c_l^(k-1) and the recomputed body.
+
+    Args:
+        column (Column): Column k.
+        index (int): Level l.
+        body (torch.Tensor): The level body, recomputed with grad enabled from ``down`` and ``prev``.
+        down (torch.Tensor): The body's down input (a leaf, requiring grad when its gradient is needed).
+        prev (list[torch.Tensor] | None): The previous column's states as leaves (entries ``index`` and
+            ``index + 1`` are set); None for the first column.
+        grad (torch.Tensor): Gradient of the loss with respect to c_l^(k).
+        params (Sequence[torch.Tensor]): ``level_parameters(column, index)`` that require grad.
+
+    Returns:
+        (LevelGrads): The gradients, routed by position.
+    """
+    out = column.level_output(index, body, prev)
+    up = prev[index + 1] if prev is not None and index + 1 < NUM_LEVELS else None
+    inputs = (down, up, None if prev is None else prev[index])
+    wanted = [t for t in inputs if t is not None and t.requires_grad]
+    got = iter(torch.autograd.grad(out, [*wanted, *params], grad, allow_unused=True))
+    down_grad, up_grad, prev_grad = (next(got) if t is not None and t.requires_grad else None for t in inputs)
+    return LevelGrads(down_grad, up_grad, prev_grad, tuple(got))
+
+
+def _checkpointed(start: int | None, saved: Sequence[torch.Tensor]) -> list[torch.Tensor | None]:
+    """The previous column's states as grad-requiring leaves when a checkpoint kept them (from ``saved[start]``);
+    else four Nones, filled in by reconstruction."""
+    if start is None:
+        return [None] * NUM_LEVELS
+    return [s.detach().requires_grad_() for s in saved[start : start + NUM_LEVELS]]
+
+
+def level_parameters(column: Column, index: int) -> list[nn.Parameter]:
+    """The trainable parameters that level ``index`` of ``column`` computes with: its level's, then its alpha's."""
+    modules = [column.levels[index]] + ([] if column.alphas is None else [column.alphas[index]])
+    return [p for m in modules for p in m.parameters() if p.requires_grad]
+
+
+def reversible_parameters(columns: Sequence[Column]) -> list[nn.Parameter]:
+    """Every trainable parameter of ``columns``, column by column and level by level: what ``apply`` expects."""
+    return [p for column in columns for i in range(NUM_LEVELS) for p in level_parameters(column, i)]
+
+
+def _parameter_spans(columns: Sequence[Column], params: Sequence[torch.Tensor]) -> list[list[tuple[int, int]]]:
+    """Return where each level's parameters lie in ``params``: ``spans[k][i] = (start, stop)``.
+
+    Raises:
+        ValueError: If ``params`` is not ``reversible_parameters(columns)``, whose order the positions assume.
+    """
+    spans: list[list[tuple[int, int]]] = []
+    expected: list[nn.Parameter] = []
+    for column in columns:
+        spans.append([])
+        for i in range(NUM_LEVELS):
+            level = level_parameters(column, i)
+            spans[-1].append((len(expected), len(expected) + len(level)))
+            expected += level
+    if len(expected) != len(params) or any(p is not q for p, q in zip(expected, params)):
+        raise ValueError("ReversibleColumns.apply takes reversible_parameters(columns) as params, in that order")
+    return spans
 
 
 def _add(total: torch.Tensor | None, value: torch.Tensor | None) -> torch.Tensor | None:
@@ -281,9 +367,8 @@ def reconstruct_states(
     for k in reversed(range(1, len(columns))):
         column, states = columns[k], result[0]
         prev: list[torch.Tensor | None] = [None] * NUM_LEVELS
-        for i in reversed(range(NUM_LEVELS)):
+        for i in reversed(range(NUM_LEVELS)):  # coarsest first: level i's body needs prev[i + 1]
             down = x if i == 0 else states[i - 1]
-            body = column.level_body(i, down, prev)
-            prev[i] = column.alphas[i].inverse(states[i] - body)
+            prev[i] = column.level_inverse(i, states[i], column.level_body(i, down, prev))
         result.insert(0, prev)
     return result
