@@ -90,8 +90,9 @@ def test_reversible_function_is_used_only_when_training(tiny_cfg):
     assert type(model(x)[0].grad_fn).__name__ != "ReversibleColumnsBackward"
 
 
-def test_saved_memory_does_not_grow_with_columns():
-    cfg = dict(c1=3, channels=[16, 32, 64, 128], layers=[1, 1, 3, 1])
+@pytest.mark.parametrize("block", ["convnext", "c2f"])
+def test_saved_memory_does_not_grow_with_columns(block):
+    cfg = dict(c1=3, channels=[16, 32, 64, 128], layers=[1, 1, 3, 1], block=block)
     x = torch.randn(2, 3, 128, 128)
 
     def measure(columns: int, reversible: bool) -> int:
