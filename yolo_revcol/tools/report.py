@@ -1,14 +1,16 @@
-"""Small helpers shared by the benchmark and comparison tools: tables as Markdown/CSV, README blocks."""
+"""Small helpers shared by the benchmark and comparison tools: tables as Markdown/CSV, figures, README blocks."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import math
 import os
 import platform
 import re
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 
@@ -17,6 +19,11 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def fmt(value: float | None, spec: str = ".3f", missing: str = "n/a") -> str:
+    """Format a number for a Markdown table, or return ``missing`` for None and NaN (an undefined ratio)."""
+    return missing if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
 def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> None:
@@ -76,3 +83,75 @@ def replace_block(path: Path, name: str, content: str) -> bool:
         return False
     path.write_text(pattern.sub(lambda m: m.group(1) + content + m.group(2), text))
     return True
+
+
+def offline() -> None:
+    """Keep Ultralytics off the network: ``YOLO_OFFLINE`` (before Ultralytics is imported; subprocesses inherit it)
+    and its fonts provided locally instead of downloaded."""
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    from ..integration.offline import provide_fonts
+
+    provide_fonts()
+
+
+@contextlib.contextmanager
+def figure(path: Path, *grid: int, dpi: int = 120, **kwargs) -> Iterator[tuple]:
+    """Draw one figure and save it: yields ``(fig, axes)`` from ``plt.subplots(*grid, **kwargs)`` (Agg backend); on
+    leaving, lays the figure out, saves it to ``path`` (folders created) and closes it, also when drawing failed."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(*grid, **kwargs)
+    try:
+        yield fig, axes
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=dpi)
+    finally:
+        plt.close(fig)
+
+
+def write_result(
+    stem: Path,
+    text: str,
+    header: Sequence[str],
+    rows: Sequence[Sequence],
+    plot: Callable[[Path], None] | None = None,
+    readme: Path | None = None,
+    block: str | None = None,
+    readme_text: str | None = None,
+    echo: bool = True,
+) -> list[Path]:
+    """Write one result: ``<stem>.md`` (the note and tables), ``<stem>.csv`` (full precision) and, given ``plot``,
+    ``<stem>.png``; then refresh its README block.
+
+    Args:
+        stem (Path): Output path without suffix, e.g. ``results/speed``.
+        text (str): Markdown of the result (note, then tables), written as the .md and printed.
+        header (Sequence[str]): CSV header.
+        rows (Sequence[Sequence]): CSV rows, unrounded.
+        plot (Callable[[Path], None] | None): Draws the figure into the path it is given.
+        readme (Path | None): README whose ``<!-- block:start/end -->`` block is replaced.
+        block (str | None): Block name; defaults to the stem's name.
+        readme_text (str | None): What goes into the block; defaults to ``text``.
+        echo (bool): Print the text and the files written (off for reports refreshed as runs land).
+
+    Returns:
+        (list[Path]): The files written (the README not included).
+    """
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    md, table = stem.with_name(stem.name + ".md"), stem.with_name(stem.name + ".csv")
+    md.write_text(text)
+    write_csv(table, header, rows)
+    written = [md, table]
+    if plot is not None:
+        written.append(stem.with_name(stem.name + ".png"))
+        plot(written[-1])
+    if echo:
+        print(f"\n{text}\nwrote " + ", ".join(map(str, written)))
+    block = block or stem.name
+    if readme and not replace_block(readme, block, text if readme_text is None else readme_text):
+        print(f"no <!-- {block}:start --> block in {readme}; left it unchanged")
+    return written
