@@ -1,15 +1,107 @@
-"""The memory benchmark script runs end to end at tiny sizes (its full figures are in results/memory.md)."""
+"""The memory benchmark (`yolo-revcol memory`) at tiny sizes: the figures it must hold, for both block families.
+
+Its full-size figures are in results/memory.md; here each measurement runs on a few-KiB RevCol where the expected
+values follow from the model's shapes.
+"""
 
 from __future__ import annotations
 
+import csv
 import sys
 
+import pytest
 from conftest import ROOT, run
 
+from yolo_revcol.tools.bench_memory import (
+    MODES,
+    QUICK,
+    BenchConfig,
+    growth_per_column,
+    measure_gradient_error,
+    measure_reconstruction,
+    measure_rss,
+    measure_saved,
+)
 
-def test_bench_memory_quick(tmp_path):
-    proc = run([sys.executable, str(ROOT / "runs_scripts" / "bench_memory.py"), "--quick", "--out-dir", str(tmp_path)])
-    assert "saved bytes" in proc.stdout.lower() or "saved" in proc.stdout
+BLOCKS = ("c2f", "convnext")
+TINY = BenchConfig(**QUICK)
+
+
+def state_bytes(cfg: BenchConfig) -> int:
+    """Bytes of one column's four float32 states (strides 4, 8, 16, 32)."""
+    return 4 * cfg.batch * sum(c * (cfg.imgsz // 2 ** (i + 2)) ** 2 for i, c in enumerate(cfg.channels))
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_saved_bytes_flat_for_reversible_linear_for_plain(block):
+    """Reversible saves the same bytes at 2, 4 and 8 columns; plain and checkpoint grow by a fixed step per column."""
+    saved = {(m, c): measure_saved(TINY, block, c, m).nbytes for m in MODES for c in (2, 4, 8)}
+    assert saved[("reversible", 2)] == saved[("reversible", 4)] == saved[("reversible", 8)]
+    plain_step = (saved[("plain", 4)] - saved[("plain", 2)]) / 2
+    assert plain_step > state_bytes(TINY)  # a plain column keeps more than its states: every activation inside
+    assert saved[("plain", 8)] - saved[("plain", 4)] == pytest.approx(4 * plain_step, rel=0.02)
+    # checkpoint keeps each column's inputs: one more column's states per column
+    assert saved[("checkpoint", 8)] - saved[("checkpoint", 4)] == 4 * state_bytes(TINY)
+    assert saved[("reversible", 8)] / saved[("plain", 8)] < 0.1
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_checkpoint_every_keeps_exactly_its_columns(block):
+    """K=2 at 8 columns also keeps columns 2, 4 and 6 (the last is kept anyway): three columns' states more."""
+    k0, k2 = (measure_saved(TINY, block, 8, "reversible", every).nbytes for every in (0, 2))
+    assert k2 - k0 == 3 * state_bytes(TINY)
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_reconstruction_error_anchors_and_growth(block):
+    """Kept columns are exact, keeping every 2nd column lowers the first column's error, and it grows with depth."""
+    cfg = BenchConfig(**{**QUICK, "rec_every": [0, 2]})
+    four = measure_reconstruction(cfg, block, 4, "trained-like", "float32")
+    assert four[2][1] == four[2][3] == four[0][3] == 0.0  # anchors: column 2 (K=2) and the last column
+    assert 0 < four[2][0] < four[0][0] < 1e-2
+    two = measure_reconstruction(cfg, block, 2, "trained-like", "float32")
+    assert two[0][0] < four[0][0]  # one reconstructed column, then three
+    growth, low, high = growth_per_column(four[0])
+    assert 1 < low <= growth <= high
+
+
+def test_growth_per_column():
+    assert growth_per_column([8.0, 4.0, 2.0, 1.0, 0.0]) == pytest.approx((2.0, 2.0, 2.0))
+    assert growth_per_column([9.0, 1.0, 0.0])[0] == pytest.approx(9.0)
+    assert growth_per_column([1.0, 0.0]) is None and growth_per_column([1.0, 0.0, 0.0]) is None
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+def test_gradient_error_small_in_float32(block):
+    """Two float32 columns: the reversible path's gradients match plain backprop to float32 rounding."""
+    first, total = measure_gradient_error(TINY, block, 2, "default", "float32", 0)
+    assert 0 <= first < 1e-4 and 0 <= total < 1e-4
+
+
+def test_rss_worker_runs_as_a_module_entry_point():
+    r = measure_rss(TINY, "c2f", 2, "reversible")
+    assert r["peak"] >= r["before"] > 0 and r["grad_bytes"] > 0
+
+
+def test_memory_command_writes_report_csv_plot_and_readme_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("before\n<!-- memory:start -->\nold\n<!-- memory:end -->\nafter\n")
+    cmd = [sys.executable, str(ROOT / "runs_scripts" / "bench_memory.py"), "--quick", "--out", str(tmp_path)]
+    run([*cmd, "--rss-columns", "--grad-columns", "2", "--readme", str(readme)])
     text = (tmp_path / "memory.md").read_text()
     assert "## 1. Memory" in text and "## 2. Reconstruction error" in text and "## 3. Training step time" in text
-    assert (tmp_path / "memory.csv").stat().st_size > 0 and (tmp_path / "memory.png").stat().st_size > 10_000
+    assert "c2f (shipped YAMLs)" in text and "convnext (class default)" in text
+    with open(tmp_path / "memory.csv", newline="") as f:
+        records = list(csv.DictReader(f))
+    saved = {
+        (r["block"], r["mode"], int(r["columns"])): int(r["value"])
+        for r in records
+        if r["section"] == "saved" and r["metric"] == "saved_bytes"
+    }
+    for block in BLOCKS:  # the CSV holds the bytes themselves, not display-rounded MiB
+        assert saved[(block, "reversible", 8)] == measure_saved(TINY, block, 8, "reversible").nbytes
+    assert {r["block"] for r in records} == set(BLOCKS)
+    assert (tmp_path / "memory.png").stat().st_size > 10_000
+    block = readme.read_text()
+    assert block.startswith("before\n<!-- memory:start -->\nMeasured by `") and block.endswith("<!-- memory:end -->\nafter\n")
+    assert "old" not in block and "| c2f | 8 |" in block and "| convnext | 8 |" in block
