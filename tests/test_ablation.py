@@ -101,3 +101,19 @@ def test_unknown_variant_is_rejected(tmp_path):
     proc = subprocess.run([str(BIN / "yolo-revcol"), "ablation", "--variants", "nope", "--no-train"],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown variant(s) nope" in proc.stderr
+
+
+def test_stocklike_one_column_has_the_stock_backbone_size():
+    """RevCol modules at the stock layout must cost exactly what the stock backbone costs (same convs, same BNs)."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    base = yaml.safe_load((CFG / "yolov8-revcol.yaml").read_text())
+    one = next(v for v in STUDIES["stocklike"] if v.columns == 1)
+    ours = DetectionModel({**variant_yaml(base, one), "scale": "n"}, verbose=False)
+    stock = DetectionModel("yolov8n.yaml", verbose=False)
+
+    def count(m: torch.nn.Module) -> int:
+        return sum(p.numel() for p in m.parameters())
+
+    assert count(ours) == count(stock)
+    assert count(ours.model[0]) == count(stock.model[:9])  # RevCol stands for the stock layers before SPPF

@@ -10,6 +10,7 @@ seeds of ``yolo-revcol accuracy``, next to stock YOLOv8 and the shipped row at t
 * ``columns``: the column count (1, 3, 4 next to the shipped 2);
 * ``budget``: where the parameters go (blocks per level, the stride-4 level's width);
 * ``width``: wider levels, so the neck reads wider maps;
+* ``stocklike``: RevCol modules at the stock backbone's widths and depths (1 and 2 columns);
 * ``supervision``: intermediate supervision (``aux``) of the first column with auxiliary Detect heads.
 
 Decision rule (``bench_accuracy.decide``): a variant is better or worse than the shipped row only when the difference
@@ -30,7 +31,6 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +50,7 @@ from .bench_accuracy import (
     settings_of,
     train_all,
 )
-from .report import command_line, machine, markdown_table, replace_block, write_csv
+from .report import command_line, figure, machine, markdown_table, offline, write_result
 
 BASE_YAML = "yolov8-revcol.yaml"
 
@@ -96,6 +96,14 @@ STUDIES = {
     "width": [
         Variant("c2f-w1.25", "channels x1.25: 80/160/320/640 (n: 24/40/80/160)", channels=[80, 160, 320, 640]),
         Variant("c2f-w1.5", "channels x1.5: 96/192/384/768 (n: 24/48/96/192)", channels=[96, 192, 384, 768]),
+    ],
+    # RevCol modules laid out as the stock backbone (widths, blocks per level, 3x3 stem): separates what the layout
+    # costs from what the columns add.
+    "stocklike": [
+        Variant(f"c2f-stocklike-{n}col", f"{n} column{'s' if n > 1 else ''}, 3x3 s2 stem, stock widths and blocks "
+                "128/256/512/1024, 3/6/6/3 (n: 32/64/128/256, 1/2/2/1)", {"stem": "yolo"},
+                columns=n, channels=[128, 256, 512, 1024], layers=[3, 6, 6, 3])
+        for n in (1, 2)
     ],
     "supervision": [Variant(f"c2f-aux{w:g}", f"aux {w:g}: Detect head on column 1", {"aux": w}) for w in (0.5, 1.0)],
 }
@@ -187,54 +195,37 @@ def csv_rows(stock: Row, shipped: Row, rows: list[Row]) -> list[list]:
 
 def plot(rows: list[Row], title: str, path: Path) -> None:
     """mAP50-95 per epoch, mean over seeds, of every trained row."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for r in rows:
-        n = min((len(x.curve) for x in r.runs), default=0)
-        if n:
-            mean = [sum(x.curve[e] for x in r.runs) / len(r.runs) for e in range(n)]
-            ax.plot(range(1, n + 1), mean, label=f"{r.name} ({len(r.runs)} seeds)", lw=2.5 if r.name == "stock" else 1.5)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("mAP50-95 (val), mean over seeds")
-    ax.set_ylim(bottom=0)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with figure(path, figsize=(7, 4)) as (_, ax):
+        for r in rows:
+            n = min((len(x.curve) for x in r.runs), default=0)
+            if n:
+                mean = [sum(x.curve[e] for x in r.runs) / len(r.runs) for e in range(n)]
+                label, width = f"{r.name} ({len(r.runs)} seeds)", 2.5 if r.name == "stock" else 1.5
+                ax.plot(range(1, n + 1), mean, label=label, lw=width)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("mAP50-95 (val), mean over seeds")
+        ax.set_ylim(bottom=0)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
 
 
 def scatter(rows: list[Row], title: str, path: Path) -> None:
     """Mean mAP50-95 (bars: min-max over seeds) against GFLOPs at 640 for every trained row."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in rows:
-        if not r.runs:
-            continue
-        m = mean_std(r.maps)[0]
-        err = [[m - min(r.maps)], [max(r.maps) - m]]
-        style = dict(marker="s", ms=8, color="black") if r.name == "stock" else dict(marker="o", ms=5)
-        ax.errorbar([r.gflops], [m], yerr=err, capsize=3, **style)
-        ax.annotate(r.name, (r.gflops, m), textcoords="offset points", xytext=(5, 3), fontsize=7)
-    ax.margins(x=0.12)  # room for the labels right of the points
-    ax.set_xlabel("GFLOPs @640 (inference model)")
-    ax.set_ylabel("mAP50-95 (val): mean, min-max over seeds")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with figure(path, figsize=(7, 4.5)) as (_, ax):
+        for r in rows:
+            if not r.runs:
+                continue
+            m = mean_std(r.maps)[0]
+            err = [[m - min(r.maps)], [max(r.maps) - m]]
+            style = dict(marker="s", ms=8, color="black") if r.name == "stock" else dict(marker="o", ms=5)
+            ax.errorbar([r.gflops], [m], yerr=err, capsize=3, **style)
+            ax.annotate(r.name, (r.gflops, m), textcoords="offset points", xytext=(5, 3), fontsize=7)
+        ax.margins(x=0.12)  # room for the labels right of the points
+        ax.set_xlabel("GFLOPs @640 (inference model)")
+        ax.set_ylabel("mAP50-95 (val): mean, min-max over seeds")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -260,11 +251,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Measure (and train) every variant of the chosen studies; print and write the tables as runs land."""
-    os.environ.setdefault("YOLO_OFFLINE", "1")
     args = parse_args(argv)
-    from ..integration.offline import provide_fonts
-
-    provide_fonts()
+    offline()
     settings = settings_of(args)
     base = yaml.safe_load((cfg_dir() / BASE_YAML).read_text())
     project = args.project.resolve()
@@ -304,16 +292,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         for study, variants in studies.items():
             study_rows = [rows[v.name] for v in variants]
-            table = markdown_table(HEADER, table_rows(stock, shipped, study_rows))
-            out = args.out / f"ablation_{study}"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.with_suffix(".md").write_text(note_head + "\n" + table)
-            write_csv(out.with_suffix(".csv"), CSV_HEADER, csv_rows(stock, shipped, study_rows))
-            if not args.no_train:
-                title = f"{study}: mAP50-95 per epoch (scale {args.scale}, imgsz {settings.imgsz})"
-                plot([stock, shipped, *study_rows], title, out.with_suffix(".png"))
-            if args.readme and not replace_block(args.readme, f"ablation-{study}", note_head + "\n" + table):
-                print(f"no <!-- ablation-{study}:start --> block in {args.readme}; left it unchanged")
+            title = f"{study}: mAP50-95 per epoch (scale {args.scale}, imgsz {settings.imgsz})"
+            curves = [stock, shipped, *study_rows]
+            write_result(
+                args.out / f"ablation_{study}",
+                note_head + "\n" + markdown_table(HEADER, table_rows(stock, shipped, study_rows)),
+                CSV_HEADER,
+                csv_rows(stock, shipped, study_rows),
+                plot=None if args.no_train else lambda path, curves=curves, title=title: plot(curves, title, path),
+                readme=args.readme,
+                block=f"ablation-{study}",
+                echo=False,  # refreshed after every finished run; the tables are printed once at the end
+            )
         if not args.no_train:
             scatter(list(rows.values()), f"stock yolov8{args.scale} and RevCol variants", args.out / "ablation_scatter.png")
 
