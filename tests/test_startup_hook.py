@@ -47,6 +47,19 @@ def test_processes_that_never_import_ultralytics_pay_nothing():
     assert max(hook.values()) < 20_000  # microseconds, cumulative; Python itself starts in about 10-20 ms
 
 
+@pytest.mark.parametrize(
+    "imports",
+    [
+        "from ultralytics.engine.trainer import BaseTrainer",  # the trainer imports the model builder itself
+        "from ultralytics.models.yolo.detect import DetectionTrainer",  # what a DDP worker's file imports
+        "from ultralytics import YOLO; from ultralytics.engine.trainer import BaseTrainer",
+    ],
+)
+def test_trainer_optimizer_is_wrapped_whatever_is_imported_first(imports):
+    code = f"{imports}\nfrom ultralytics.engine.trainer import BaseTrainer\nprint(BaseTrainer.build_optimizer.__wrapped__)"
+    assert "function BaseTrainer.build_optimizer" in run([sys.executable, "-c", code]).stdout
+
+
 def test_hook_can_be_disabled():
     code = "import sys; print(any(type(f).__name__ == '_Finder' for f in sys.meta_path))"
     assert run([sys.executable, "-c", code]).stdout.strip() == "True"

@@ -5,25 +5,35 @@ resolves YAML module names, wraps ``parse_model`` so RevCol rows are expanded fi
 ``BaseModel.fuse`` so ``model.fuse()`` (called before val, predict and export) also fuses RevCol backbones (and drops
 their training-only auxiliary heads), wraps ``BaseModel.loss`` so the ``aux`` option adds its terms (see ``aux``),
 wraps ``BaseModel.load`` so stock weights fill a RevCol model's neck and head by structure (see ``transfer``),
-wraps ``check_file`` so our YAMLs resolve by name (see ``resolve``), and adds the package's module classes to
+wraps ``check_file`` so our YAMLs resolve by name (see ``resolve``), wraps ``BaseTrainer.build_optimizer`` so RevCol's
+layer scales and alphas are not weight-decayed (see ``optimizer``), and adds the package's module classes to
 torch's safe-globals so checkpoints load under ``ULTRALYTICS_SAFE_LOAD=1``.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import re
+import sys
 
 import torch
 
 from .. import nn as revcol_nn
-from . import resolve
+from . import resolve, startup
 from .aux import attach_aux_heads, with_aux_loss
+from .optimizer import with_no_decay
 from .transfer import with_structural_transfer
 from .yaml_args import expand_revcol_rows
 
-__all__ = ("SUPPORTED_ULTRALYTICS", "UnsupportedUltralyticsError", "check_ultralytics_version", "register")
+__all__ = (
+    "SUPPORTED_ULTRALYTICS",
+    "UnsupportedUltralyticsError",
+    "check_ultralytics_version",
+    "patch_trainer",
+    "register",
+)
 
 SUPPORTED_ULTRALYTICS = ("8.4.0", "8.5.0")  # [lowest, first unsupported); keep in step with pyproject.toml
 _MARK = "_yolo_revcol_wrapped"
@@ -56,6 +66,19 @@ def module_classes() -> list[type]:
         for obj in vars(revcol_nn).values()
         if inspect.isclass(obj) and issubclass(obj, torch.nn.Module) and obj.__module__.startswith("yolo_revcol.")
     ]
+
+
+def patch_trainer(trainer) -> None:
+    """Wrap ``trainer.BaseTrainer.build_optimizer`` (once) so RevCol's layer scales and alphas stay undecayed.
+
+    Args:
+        trainer (module): ``ultralytics.engine.trainer``, fully imported.
+    """
+    cls = trainer.BaseTrainer
+    if not getattr(cls.build_optimizer, _MARK, False):
+        build = with_no_decay(cls.build_optimizer)
+        setattr(build, _MARK, True)
+        cls.build_optimizer = build
 
 
 def register() -> None:
@@ -103,5 +126,12 @@ def register() -> None:
         load = with_structural_transfer(tasks.BaseModel.load)
         setattr(load, _MARK, True)
         tasks.BaseModel.load = load
+    trainer = sys.modules.get(startup.TRAINER)
+    if trainer is not None and hasattr(trainer, "BaseTrainer"):
+        patch_trainer(trainer)
+    elif trainer is None and not startup.watching(startup.TRAINER):
+        patch_trainer(importlib.import_module(startup.TRAINER))
+    # Otherwise the trainer module is importing Ultralytics' model builder right now (so register() runs inside that
+    # import): the start-up hook wraps its optimiser builder once the trainer module has finished executing.
     if hasattr(torch.serialization, "add_safe_globals"):
         torch.serialization.add_safe_globals(module_classes())

@@ -2,9 +2,10 @@
 
 The installed ``yolo_revcol_autoload.pth`` calls ``install()`` when Python starts. ``install()`` only puts a small
 finder on ``sys.meta_path``; it imports nothing heavy. When ``ultralytics.nn.tasks`` is imported (by the ``yolo``
-CLI, a DDP worker, or user code) the finder lets the normal loader run it and then calls ``register()``. Processes
-that never import Ultralytics pay for one string comparison per import. Set ``YOLO_REVCOL_AUTOLOAD=0`` to turn it
-off.
+CLI, a DDP worker, or user code) the finder lets the normal loader run it and then calls ``register()``; when
+``ultralytics.engine.trainer`` is, it then wraps the trainer's optimiser builder (see ``optimizer``), which
+``register()`` cannot do while the trainer module is still importing the model builder. Processes that never import
+Ultralytics pay for one dictionary look-up per import. Set ``YOLO_REVCOL_AUTOLOAD=0`` to turn it off.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import sys
 
 TARGET = "ultralytics.nn.tasks"
+TRAINER = "ultralytics.engine.trainer"
 
 
 def _register_after(module) -> None:
@@ -25,38 +27,59 @@ def _register_after(module) -> None:
         sys.stderr.write(f"WARNING ⚠️ yolo-revcol: RevCol is not registered with Ultralytics: {e}\n")
 
 
-class _Loader:
-    """Wrap the real loader of ultralytics.nn.tasks so registration runs right after the module executes."""
+def _patch_trainer_after(module) -> None:
+    """Wrap the optimiser builder of ``module`` (ultralytics.engine.trainer) once it has executed; warn on failure."""
+    try:
+        from .register import patch_trainer
 
-    def __init__(self, loader):
+        patch_trainer(module)
+    except Exception as e:  # never break the import; RevCol's scales are then weight-decayed
+        sys.stderr.write(f"WARNING ⚠️ yolo-revcol: RevCol's layer scales will be weight-decayed: {e}\n")
+
+
+class _Loader:
+    """Wrap the real loader of a watched module so its hook runs right after the module executes."""
+
+    def __init__(self, loader, hook):
         self.loader = loader
+        self.hook = hook
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
 
     def exec_module(self, module) -> None:
         self.loader.exec_module(module)
-        _register_after(module)
+        self.hook(module)
 
     def __getattr__(self, name):  # get_code, get_source, is_package... used by tools such as inspect
         return getattr(self.loader, name)
 
 
 class _Finder:
-    """Meta-path finder that only intercepts ultralytics.nn.tasks, then removes itself."""
+    """Meta-path finder that only intercepts the watched modules, each once, and removes itself after the last."""
+
+    def __init__(self):
+        self.pending = {TARGET: _register_after, TRAINER: _patch_trainer_after}
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != TARGET:
+        hook = self.pending.pop(fullname, None)
+        if hook is None:
             return None
-        uninstall()
+        if not self.pending:
+            uninstall()
         for finder in sys.meta_path:
-            find_spec = getattr(finder, "find_spec", None)
+            find_spec = getattr(finder, "find_spec", None) if finder is not self else None
             spec = find_spec(fullname, path, target) if find_spec else None
             if spec is not None:
                 if spec.loader is not None:
-                    spec.loader = _Loader(spec.loader)
+                    spec.loader = _Loader(spec.loader, hook)
                 return spec
         return None
+
+
+def watching(name: str) -> bool:
+    """Whether an installed finder will still run its hook when module ``name`` is imported."""
+    return any(isinstance(f, _Finder) and name in f.pending for f in sys.meta_path)
 
 
 def uninstall() -> None:

@@ -63,12 +63,13 @@ class LayerNorm2d(nn.LayerNorm):
         return y.to(x.dtype)
 
 
-class ChannelScale(nn.LayerNorm):
+class ChannelScale(nn.Module):
     """Learnable per-channel multiplier ``x * weight`` for (N, C, H, W) tensors (ConvNeXt's layer scale).
 
-    It performs no normalisation. It derives from ``nn.LayerNorm`` only so that optimizers which group parameters
-    by normalisation class (Ultralytics' ``build_optimizer``) keep this 1-D scale out of weight decay, like a
-    norm's gain; its weight is 1-D, so MuSGD never treats it as a matrix.
+    Its weight is a per-channel gain, like a norm's, so it belongs out of weight decay: ``RevCol.no_weight_decay()``
+    lists it (timm's convention) and the Ultralytics integration moves it into the optimiser's no-decay group. It
+    is 1-D, so MuSGD never treats it as a matrix. (Modules pickled when this class derived from ``nn.LayerNorm``
+    still load: their extra attributes are unused, their ``None`` bias never reaches a state dict.)
 
     Args:
         channels (int): Number of channels C.
@@ -77,8 +78,8 @@ class ChannelScale(nn.LayerNorm):
 
     def __init__(self, channels: int, init_value: float = 1.0):
         """Create the (C,) scale filled with ``init_value``."""
-        super().__init__(channels, bias=False)
-        nn.init.constant_(self.weight, init_value)
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((channels,), float(init_value)))
         self.init_value = init_value
 
     def scale(self) -> torch.Tensor:
@@ -91,7 +92,7 @@ class ChannelScale(nn.LayerNorm):
 
     def extra_repr(self) -> str:
         """Show channels and initial value in ``print(model)``."""
-        return f"{self.normalized_shape[0]}, init_value={self.init_value}"
+        return f"{self.weight.shape[0]}, init_value={self.init_value}"
 
 
 class ReversibleScale(ChannelScale):

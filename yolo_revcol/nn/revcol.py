@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .column import NUM_LEVELS, Column, norm_of
-from .layers import BLOCKS, ConvNorm
+from .layers import BLOCKS, ChannelScale, ConvNorm
 from .reversible import ReversibleColumns, auto_checkpoint_every, compute_dtype, reversible_parameters
 
 __all__ = ("Stem", "RevCol")
@@ -308,6 +308,14 @@ class RevCol(nn.Module):
 
         self.official_load = load_official(self, checkpoint, key)
         return self.official_load
+
+    def no_weight_decay(self) -> set[str]:
+        """Names of the parameters to keep out of weight decay (timm's convention): layer scales and alphas.
+
+        They are per-channel gains, like a norm's weight; the Ultralytics integration honours this list when it
+        builds the optimiser.
+        """
+        return {f"{name}.weight" for name, m in self.named_modules() if isinstance(m, ChannelScale)}
 
     @property
     def supervised_columns(self) -> list[int]:
