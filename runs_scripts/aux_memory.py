@@ -3,7 +3,7 @@
 Builds yolov8<scale>-revcol (8 classes) with and without ``aux``, reversible and plain, and measures one training
 step (Ultralytics' loss on a batch of random images with a few boxes, then backward): the bytes autograd saves for
 backward (each storage counted once, parameters excluded) and the step time (median of ``--reps``, the variants
-interleaved so that machine noise hits them alike). Writes ``results/aux_memory.md`` and prints the table.
+interleaved so that machine noise hits them alike). Writes ``results/aux_memory.md`` and ``.csv`` and prints the table.
 
 Usage: python runs_scripts/aux_memory.py [--scale n] [--imgsz 320] [--batch 8] [--aux 0.5] [--reps 5] [--out results]
        [--readme README.md]   (also replaces the <!-- aux-memory:start/end --> block)
@@ -22,7 +22,7 @@ import yaml
 
 from yolo_revcol.integration.register import register
 from yolo_revcol.paths import cfg_dir
-from yolo_revcol.tools.report import command_line, machine, markdown_table, replace_block
+from yolo_revcol.tools.report import command_line, machine, markdown_table, write_result
 
 MIB = 2**20
 
@@ -102,16 +102,18 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.reps):
         for k, m in variants.items():
             times[k].append(step_s(m, batch))
-    rows = []
+    values = []  # unrounded: path, aux, saved MiB, ratio, step ms, step ratio, aux head params
     for path in ("reversible", "plain"):
         base, with_aux = (path, 0.0), (path, args.aux)
         heads = sum(q.numel() for q in variants[with_aux].model[0].aux_heads.parameters())
         for k in (base, with_aux):
             t = statistics.median(times[k])
-            rows.append(
-                [path, f"{k[1]:g}", f"{saved[k]:.1f}", f"{saved[k] / saved[base]:.3f}", f"{t * 1e3:.0f}"]
-                + [f"{t / statistics.median(times[base]):.3f}", f"{heads if k[1] else 0:,}"]
-            )
+            values.append([path, k[1], saved[k], saved[k] / saved[base], t * 1e3, t / statistics.median(times[base])])
+            values[-1].append(heads if k[1] else 0)
+    rows = [
+        [path, f"{aux:g}", f"{mib:.1f}", f"{ratio:.3f}", f"{ms:.0f}", f"{step:.3f}", f"{heads:,}"]
+        for path, aux, mib, ratio, ms, step, heads in values
+    ]
     header = ("training path", "aux", "saved for backward (MiB)", "ratio", "step (ms)", "step ratio", "aux head params")
     table = markdown_table(header, rows)
     note = (
@@ -119,11 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         f"yolov8{args.scale}-revcol, 8 classes, batch {args.batch} at {args.imgsz} px, one training step (Ultralytics' "
         f"loss, then backward); median of {args.reps} interleaved steps.\n"
     )
-    print(note + "\n" + table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "aux_memory.md").write_text(note + "\n" + table)
-    if args.readme and not replace_block(args.readme, "aux-memory", note + "\n" + table):
-        print(f"no <!-- aux-memory:start --> block in {args.readme}; left it unchanged")
+    csv_header = ("path", "aux", "saved_mib", "saved_ratio", "step_ms", "step_ratio", "aux_head_params")
+    stem = args.out / "aux_memory"
+    write_result(stem, note + "\n" + table, csv_header, values, readme=args.readme, block="aux-memory")
     return 0
 
 

@@ -10,7 +10,7 @@ COMMANDS = {
     "cfg": ("yolo_revcol.tools.configs", "list the shipped model and dataset YAMLs, or copy one out for editing"),
     "compare": ("yolo_revcol.tools.compare", "params/GFLOPs of RevCol YOLO models vs stock Ultralytics models"),
     "data": ("yolo_revcol.data.synthetic", "generate the embedded synthetic dataset (detect, segment, pose, obb, classify)"),
-    "memory": ("yolo_revcol.tools.bench_memory", "training memory, reconstruction error and step time of the reversible path"),
+    "memory": ("yolo_revcol.tools.bench_memory", "memory, reconstruction error and step time of reversible training"),
     "speed": ("yolo_revcol.tools.bench_speed", "CPU inference and training-step time of RevCol vs stock YOLOv8"),
 }
 

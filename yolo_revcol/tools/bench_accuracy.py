@@ -26,7 +26,6 @@ import csv
 import hashlib
 import json
 import math
-import os
 import re
 import resource
 import statistics
@@ -40,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..paths import cfg_dir
-from .report import command_line, machine, markdown_table, replace_block, write_csv
+from .report import command_line, figure, machine, markdown_table, offline, write_result
 
 DEFAULT_MODELS = ("yolov8n.yaml", "yolov8n-revcol.yaml")  # first one is the baseline of the ratio rows
 DEFAULT_DATA = "datasets/revcol-shapes.yaml"  # relative to cfg_dir()
@@ -395,37 +394,29 @@ def csv_rows(results: dict[str, list[Result]]) -> list[list]:
 
 def plot(results: dict[str, list[Result]], title: str, path: Path) -> None:
     """mAP50-95 after each epoch: the mean over seeds as a line and the min-max band over seeds, per model."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    epochs = 1
-    for runs in results.values():
-        n = min(len(r.curve) for r in runs)
-        if not n:
-            continue
-        per_epoch = [[r.curve[e] for r in runs] for e in range(n)]
-        x = range(1, n + 1)
-        label = f"{runs[0].name} ({len(runs)} seeds)"
-        line = ax.plot(x, [statistics.fmean(v) for v in per_epoch], marker="o", ms=3, label=label)
-        low, high = [min(v) for v in per_epoch], [max(v) for v in per_epoch]
-        ax.fill_between(x, low, high, color=line[0].get_color(), alpha=0.2)
-        epochs = max(epochs, n)
-    ax.set_xlim(0.5, epochs + 0.5)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole epochs, even for one epoch
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("mAP50-95 (val): mean, min-max band")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with figure(path, figsize=(7, 4)) as (_, ax):
+        epochs = 1
+        for runs in results.values():
+            n = min(len(r.curve) for r in runs)
+            if not n:
+                continue
+            per_epoch = [[r.curve[e] for r in runs] for e in range(n)]
+            x = range(1, n + 1)
+            label = f"{runs[0].name} ({len(runs)} seeds)"
+            line = ax.plot(x, [statistics.fmean(v) for v in per_epoch], marker="o", ms=3, label=label)
+            low, high = [min(v) for v in per_epoch], [max(v) for v in per_epoch]
+            ax.fill_between(x, low, high, color=line[0].get_color(), alpha=0.2)
+            epochs = max(epochs, n)
+        ax.set_xlim(0.5, epochs + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole epochs, even for one epoch
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("mAP50-95 (val): mean, min-max band")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
 
 
 def add_training_arguments(p: argparse.ArgumentParser) -> None:
@@ -486,11 +477,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     """Train every model alike with every seed, print the tables, write Markdown, CSV and PNG (and the README)."""
-    os.environ.setdefault("YOLO_OFFLINE", "1")  # before Ultralytics is imported; subprocesses inherit it
     args = parse_args(argv)
-    from ..integration.offline import provide_fonts
-
-    provide_fonts()
+    offline()  # before Ultralytics is imported; subprocesses inherit it
     settings = settings_of(args)
     project = args.project.resolve()  # absolute: Ultralytics puts relative projects under runs/<task>/
     data = resolve_data(args.data, args.quick, project / "data")
@@ -507,15 +495,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{SIGNIFICANCE:g} standard errors. Params of the inference model (training-only heads apart); train = "
         "`model.train()` wall time, mean over seeds; peak RSS of each run's own process, largest over seeds.\n"
     )
-    print("\n" + tables + "\n" + note)
-    out = args.out / f"accuracy_{stem}"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(note + "\n" + tables)
-    write_csv(out.with_suffix(".csv"), CSV_HEADER, csv_rows(results))
-    plot(results, f"{stem}: mAP50-95 per epoch, imgsz {settings.imgsz}", out.with_suffix(".png"))
-    print(f"wrote {out}.md, {out}.csv, {out}.png")
-    if args.readme and not replace_block(args.readme, "accuracy", note + "\n" + tables):
-        print(f"no <!-- accuracy:start --> block in {args.readme}; left it unchanged")
+    title = f"{stem}: mAP50-95 per epoch, imgsz {settings.imgsz}"
+    write_result(
+        args.out / f"accuracy_{stem}",
+        note + "\n" + tables,
+        CSV_HEADER,
+        csv_rows(results),
+        plot=lambda path: plot(results, title, path),
+        readme=args.readme,
+        block="accuracy",
+    )
     return 0
 
 

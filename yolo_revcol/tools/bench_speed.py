@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..paths import cfg_dir
-from .report import command_line, machine, markdown_table, replace_block, write_csv
+from .report import command_line, figure, machine, markdown_table, write_result
 
 SCALES = "nsmlx"
 STOCK_YAML, REVCOL_YAML = "yolov8{s}.yaml", "yolov8{s}-revcol.yaml"  # stock from Ultralytics, RevCol from cfg/
@@ -373,13 +373,20 @@ def csv_rows(rows: list[Row]) -> list[list]:
 
 def plot(rows: list[Row], title: str, path: Path) -> None:
     """One bar per row: the ratio RevCol / stock, coloured by measure, with each row's target as a tick."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
 
     colors = {EAGER: "tab:blue", BACKBONE: "tab:cyan", ORT: "tab:orange", TRAIN_REV: "tab:green", TRAIN_PLAIN: "tab:gray"}
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.6 * len(rows) + 4), 4.5))
+    with figure(path, figsize=(max(7.0, 0.6 * len(rows) + 4), 4.5)) as (_, ax):
+        draw_ratios(ax, rows, colors, title)
+        handles = [Rectangle((0, 0), 1, 1, color=c) for m, c in colors.items() if any(r.measure == m for r in rows)]
+        labels = [m for m in colors if any(r.measure == m for r in rows)]
+        handles.append(Line2D([0], [0], color="red", linewidth=2))
+        ax.legend(handles, [*labels, "target"], fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+
+
+def draw_ratios(ax, rows: list[Row], colors: dict[str, str], title: str) -> None:
+    """The bars of ``plot``: each row's ratio with its value on top and its target as a red tick."""
     x = range(len(rows))
     bars = ax.bar(x, [r.ratio for r in rows], color=[colors[r.measure] for r in rows])
     for bar, r in zip(bars, rows):
@@ -390,16 +397,8 @@ def plot(rows: list[Row], title: str, path: Path) -> None:
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_xticks(list(x), [f"{r.scale} {r.imgsz}" + (f" b{r.batch}" if r.batch > 1 else "") for r in rows], fontsize=8)
     ax.set_ylabel("RevCol / stock time (median)")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for m, c in colors.items() if any(r.measure == m for r in rows)]
-    labels = [m for m in colors if any(r.measure == m for r in rows)]
-    handles.append(plt.Line2D([0], [0], color="red", linewidth=2))
-    ax.legend(handles, [*labels, "target"], fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_ylim(0, max(1.2, max(r.ratio for r in rows) * 1.1))
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def default_threads() -> int:
@@ -486,21 +485,13 @@ def main(argv: list[str] | None = None) -> int:
                 rows += bench_train(scale, args)
     torch.set_num_threads(args.threads)  # as timed, for machine()
     note = f"Measured by `{command_line()}` on {machine()}.\n" + describe(args)
-    table = markdown_table(HEADER, table_rows(rows))
-    print("\n" + table + "\n" + note)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "speed.md").write_text(note + "\n" + table)
-    write_csv(args.out / "speed.csv", CSV_HEADER, csv_rows(rows))
-    plot(rows, f"RevCol / stock YOLOv8 time on CPU, threads: {args.threads} (lower is faster)", args.out / "speed.png")
-    written = [args.out / f"speed.{ext}" for ext in ("md", "csv", "png")]
+    title = f"RevCol / stock YOLOv8 time on CPU, threads: {args.threads} (lower is faster)"
+    text = note + "\n" + markdown_table(HEADER, table_rows(rows))
+    write_result(args.out / "speed", text, CSV_HEADER, csv_rows(rows), lambda path: plot(rows, title, path), args.readme)
     if args.profiles:
         text = f"Measured by `{command_line()}` on {machine()}.\n\n" + profile_report(args.profiles, args.profile)
         (args.out / "speed_profile.md").write_text(text)
-        print(text)
-        written.append(args.out / "speed_profile.md")
-    print("wrote " + ", ".join(map(str, written)))
-    if args.readme and not replace_block(args.readme, "speed", note + "\n" + table):
-        print(f"no <!-- speed:start --> block in {args.readme}; left it unchanged")
+        print(f"{text}\nwrote {args.out / 'speed_profile.md'}")
     return 0
 
 
