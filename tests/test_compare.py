@@ -7,7 +7,17 @@ import csv
 import pytest
 from conftest import BIN, run
 
-from yolo_revcol.tools.compare import CLS_IMGSZ, TARGET, Summary, compare, task_table
+from yolo_revcol.tools.compare import (
+    CLS_IMGSZ,
+    TARGET,
+    Summary,
+    compare,
+    layer_sizes,
+    summarize,
+    task_table,
+    why_segment,
+    why_yolo11,
+)
 
 
 def test_every_scale_is_at_most_080x_stock_params_and_gflops():
@@ -100,3 +110,16 @@ def test_console_command_with_families_writes_each_and_the_tasks_block(tmp_path)
     assert "keep" in text and "old" not in text  # the yolov8 block is only rewritten when yolov8 is compared
     assert "| yolov8-revcol-cls | yolov8-cls | classify | params |" in text and "GFLOPs @224" in text
     assert "--families yolov8-cls yolov8-pose" in text  # the command that made it
+
+
+def test_why_figures_come_from_the_stock_models_layers():
+    """The explanations under the per-task table quote per-layer sums of the stock models, which add up to them."""
+    layers, backbone = layer_sizes("yolov8n-seg.yaml")
+    total = sum(g for _, _, g in layers)
+    assert layers[-1][0] == "Segment" and total == pytest.approx(summarize("yolov8n-seg.yaml", "s", 640).gflops, rel=0.02)
+    assert layers[-1][2] > total / 2  # "most of the compute"
+    assert f"({layers[-1][2]:.1f} of the {total:.1f} GFLOPs yolov8n-seg spends" in why_segment()
+    layers, backbone = layer_sizes("yolo11x.yaml")
+    params = [n for _, n, _ in layers]
+    assert sum(params) == summarize("yolo11x.yaml", "x", 640).params and layers[backbone - 1][0] == "C2PSA"
+    assert f"({sum(params[backbone:]) / 1e6:.1f}M of {sum(params) / 1e6:.1f}M)" in why_yolo11()

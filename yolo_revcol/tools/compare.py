@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..paths import cfg_dir
-from .report import command_line, machine, markdown_table, replace_block, write_csv
+from .report import command_line, figure, machine, markdown_table, replace_block, write_result
 
 SCALES = "nsmlx"
 TARGET = 0.80  # RevCol / stock, for parameters and for GFLOPs
@@ -42,18 +43,6 @@ PAPER_PAIRS = (
 PAPER_BLOCK = "compare-paper"
 README_BLOCKS = {"yolov8": "compare-yolov8"}  # the other families share one per-task block
 TASKS_BLOCK = "compare-tasks"
-# Why a family misses the target where it does: facts about the stock models, which do not depend on the RevCol row
-# (from their per-layer parameters and convolution FLOPs); printed under the per-task table for families that miss.
-WHY = {
-    "yolov8-seg": "the Segment head (box, class and mask-coefficient branches on P3-P5 and the mask prototype branch "
-    "at 1/4 resolution) is kept unchanged and is most of the compute at small scales (about 6.9 of yolov8n-seg's "
-    "12.1 GFLOPs), so a smaller backbone moves the total less",
-    "yolo11": "YOLO11's neck and head are kept unchanged and hold about half of the parameters from scale m up "
-    "(28.1M of yolo11x's 57.0M), while the stock layers the RevCol row replaces (C3k2 blocks, 24.1M at x) are already light; "
-    "the yolov8-revcol row is sized against YOLOv8's heavier backbone",
-}
-
-
 @dataclass
 class Summary:
     """Size of one model."""
@@ -142,6 +131,65 @@ def summarize(yaml: str | Path, name: str, imgsz: int) -> Summary:
     return Summary(name, layers, params, flops, guess_model_scale(yaml), task, imgsz, gradients, train_only)
 
 
+@functools.cache
+def layer_sizes(yaml: str, imgsz: int = 640) -> tuple[list[tuple[str, int, float]], int]:
+    """Each top-level layer of a model built from a YAML: class name, parameters and GFLOPs at ``imgsz``.
+
+    GFLOPs count convolutions and matrix products (torch's ``FlopCounterMode``, one forward of a zero image); the
+    total lands within about 1 % of ``model.info()``'s, which also counts a few element-wise ops.
+
+    Returns:
+        (tuple[list[tuple[str, int, float]], int]): The layers, and how many of them the YAML's ``backbone`` lists.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+    from ultralytics.nn.tasks import yaml_model_load
+
+    model, _ = build_model(yaml)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(torch.zeros(1, 3, imgsz, imgsz))
+    counts = counter.get_flop_counts()
+    prefix = f"{type(model).__name__}.model."
+    layers = [
+        (type(m).__name__, sum(p.numel() for p in m.parameters()), sum(counts.get(f"{prefix}{i}", {}).values()) / 1e9)
+        for i, m in enumerate(model.model)
+    ]
+    return layers, len(yaml_model_load(yaml)["backbone"])
+
+
+def why_segment() -> str:
+    """Why the segmentation family misses the target: the stock Segment head's share of yolov8n-seg's compute."""
+    layers, _ = layer_sizes("yolov8n-seg.yaml")
+    head, total = layers[-1][2], sum(g for _, _, g in layers)
+    return (
+        "the Segment head (box, class and mask-coefficient branches on P3-P5 and the mask prototype branch at 1/4 "
+        f"resolution) is kept unchanged and is most of the compute at small scales ({head:.1f} of the {total:.1f} "
+        "GFLOPs yolov8n-seg spends in convolutions and matrix products), so a smaller backbone moves the total less"
+    )
+
+
+def why_yolo11() -> str:
+    """Why the YOLO11 family misses the target: how YOLO11's parameters split between the backbone and the rest."""
+    shares = {}
+    for scale in "mx":
+        layers, backbone = layer_sizes(f"yolo11{scale}.yaml")
+        kinds, params = [k for k, _, _ in layers], [n for _, n, _ in layers]
+        replaced = sum(params[: kinds.index("SPPF")])  # the yolo11-revcol YAML keeps SPPF and C2PSA
+        shares[scale] = sum(params[backbone:]), sum(params), replaced
+    (neck_m, total_m, _), (neck_x, total_x, replaced_x) = shares["m"], shares["x"]
+    return (
+        f"YOLO11's neck and head are kept unchanged and hold {neck_m / total_m:.0%} of yolo11m's and "
+        f"{neck_x / total_x:.0%} of yolo11x's parameters ({neck_x / 1e6:.1f}M of {total_x / 1e6:.1f}M), while the "
+        f"stock layers the RevCol row replaces (up to SPPF: C3k2 blocks, {replaced_x / 1e6:.1f}M at x) are already "
+        "light; the yolov8-revcol row is sized against YOLOv8's heavier backbone"
+    )
+
+
+# Why a family misses the target where it does: facts about the stock models, which do not depend on the RevCol row,
+# computed from their layers; printed under the per-task table for families that miss.
+WHY = {"yolov8-seg": why_segment, "yolo11": why_yolo11}
+
+
 def compare(family: str = "yolov8", scales: str = SCALES, imgsz: int = 640) -> list[tuple[Summary, Summary]]:
     """Return (stock, RevCol) summaries for each scale of a family (a key of ``PAIRS``)."""
     stock_yaml, revcol_yaml = PAIRS[family]
@@ -171,6 +219,10 @@ def compare_paper(imgsz: int = 640) -> list[tuple[Summary, Summary]]:
 PAPER_HEADER = (
     "RevCol model", "params (M)", "GFLOPs", "stock model", "params (M)", "GFLOPs", "params ratio", "GFLOPs ratio"
 )  # fmt: skip
+PAPER_CSV_HEADER = (
+    "revcol_model", "revcol_params", "revcol_gflops", "stock_model", "stock_params", "stock_gflops", "params_ratio",
+    "gflops_ratio",
+)  # fmt: skip
 
 
 def paper_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
@@ -182,18 +234,21 @@ def paper_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
     ]  # fmt: skip
 
 
+def paper_csv_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
+    """``paper_rows`` at full precision (parameter counts, unrounded GFLOPs and ratios)."""
+    return [
+        [ours.name, ours.params, ours.gflops, stock.name, stock.params, stock.gflops, ours.params / stock.params,
+         ours.gflops / stock.gflops]
+        for stock, ours in pairs
+    ]  # fmt: skip
+
+
 def write_paper(imgsz: int, out: Path, readme: Path | None) -> None:
     """Compare the paper's T/S/B YAMLs with stock YOLOv8: print, write ``compare_paper.{md,csv}``, fill the README block."""
-    rows = paper_rows(compare_paper(imgsz))
-    table = markdown_table(PAPER_HEADER, rows)
+    pairs = compare_paper(imgsz)
     note = f"Measured by `{command_line()}` at imgsz {imgsz} on {machine()}.\n"
-    print(f"{table}\n{note}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "compare_paper.md").write_text(note + "\n" + table)
-    write_csv(out / "compare_paper.csv", PAPER_HEADER, rows)
-    print(f"wrote {out / 'compare_paper.md'}, {out / 'compare_paper.csv'}")
-    if readme and not replace_block(readme, PAPER_BLOCK, note + "\n" + table):
-        print(f"no <!-- {PAPER_BLOCK}:start --> block in {readme}; left it unchanged")
+    text = note + "\n" + markdown_table(PAPER_HEADER, paper_rows(pairs))
+    write_result(out / "compare_paper", text, PAPER_CSV_HEADER, paper_csv_rows(pairs), readme=readme, block=PAPER_BLOCK)
 
 
 def table_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
@@ -206,6 +261,21 @@ def table_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
         ok = "yes" if p <= TARGET and g <= TARGET else "no"
         name = ours.name + (f" (+{ours.train_only / 1e6:.2f}M training-only)" if ours.train_only else "")
         rows.append([scale, name, ours.layers, f"{ours.params / 1e6:.2f}", f"{ours.gflops:.1f}", f"{p:.3f}", f"{g:.3f}", ok])
+    return rows
+
+
+CSV_HEADER = ("scale", "model", "layers", "params", "gflops", "params_ratio", "gflops_ratio", "target_met")
+CSV_HEADER += ("train_only_params",)
+
+
+def csv_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
+    """``table_rows`` at full precision: parameter counts, unrounded GFLOPs and ratios, training-only parameters."""
+    rows = []
+    for stock, ours in pairs:
+        p, g = ours.params / stock.params, ours.gflops / stock.gflops
+        rows.append([stock.scale, stock.name, stock.layers, stock.params, stock.gflops, "", "", "", stock.train_only])
+        ok = "yes" if p <= TARGET and g <= TARGET else "no"
+        rows.append([ours.scale, ours.name, ours.layers, ours.params, ours.gflops, p, g, ok, ours.train_only])
     return rows
 
 
@@ -238,7 +308,7 @@ def task_table(results: dict[str, list[tuple[Summary, Summary]]]) -> str:
         lines = [f"Above {TARGET:.2f}x (bold): " + ", ".join(m for _, m in misses) + "."]
         for family in dict.fromkeys(f for f, _ in misses):
             if family in WHY:
-                lines.append(f"{PAIRS[family][1].format(s='').removesuffix('.yaml')}: {WHY[family]}.")
+                lines.append(f"{PAIRS[family][1].format(s='').removesuffix('.yaml')}: {WHY[family]()}.")
         table += "\n" + "\n".join(lines) + "\n"
     else:
         table += f"\nEvery ratio is at most {TARGET:.2f}x.\n"
@@ -247,32 +317,26 @@ def task_table(results: dict[str, list[tuple[Summary, Summary]]]) -> str:
 
 def plot(pairs: list[tuple[Summary, Summary]], family: str, path: Path) -> None:
     """Side-by-side bars of parameters and GFLOPs per scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
     scales = [stock.scale for stock, _ in pairs]
     x, w = np.arange(len(pairs)), 0.38
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, label in ((axes[0], "params", "parameters (M)"), (axes[1], "gflops", f"GFLOPs at {pairs[0][0].imgsz}")):
-        scale = 1e6 if key == "params" else 1.0
-        stock = [getattr(s, key) / scale for s, _ in pairs]
-        ours = [getattr(o, key) / scale for _, o in pairs]
-        ax.bar(x - w / 2, stock, w, label=f"{family} (stock)")
-        bars = ax.bar(x + w / 2, ours, w, label=PAIRS[family][1].format(s="").removesuffix(".yaml"))
-        for bar, s, o in zip(bars, stock, ours):
-            ax.annotate(f"{o / s:.2f}x", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(x, scales)
-        ax.set_xlabel("scale")
-        ax.set_ylabel(label)
-        ax.legend()
-    fig.suptitle(f"RevCol backbone vs stock {family} (no weights; built from YAML)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    with figure(path, 1, 2, figsize=(10, 4)) as (fig, axes):
+        panels = ((axes[0], "params", "parameters (M)"), (axes[1], "gflops", f"GFLOPs at {pairs[0][0].imgsz}"))
+        for ax, key, label in panels:
+            scale = 1e6 if key == "params" else 1.0
+            stock = [getattr(s, key) / scale for s, _ in pairs]
+            ours = [getattr(o, key) / scale for _, o in pairs]
+            ax.bar(x - w / 2, stock, w, label=f"{family} (stock)")
+            bars = ax.bar(x + w / 2, ours, w, label=PAIRS[family][1].format(s="").removesuffix(".yaml"))
+            for bar, s, o in zip(bars, stock, ours):
+                top = (bar.get_x() + bar.get_width() / 2, bar.get_height())
+                ax.annotate(f"{o / s:.2f}x", top, ha="center", va="bottom", fontsize=8)
+            ax.set_xticks(x, scales)
+            ax.set_xlabel("scale")
+            ax.set_ylabel(label)
+            ax.legend()
+        fig.suptitle(f"RevCol backbone vs stock {family} (no weights; built from YAML)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,19 +376,18 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for family in families:
         pairs = results[family] = compare(family, "".join(args.scales), args.imgsz)
-        rows = table_rows(pairs)
-        table = markdown_table(HEADER, rows)
-        family_note = f"Measured by `{cmd}` at imgsz {pairs[0][0].imgsz} on {where}.\n"
-        print(f"{family}\n{table}\n{family_note}")
-        stem = args.out / f"compare_{family}"
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        stem.with_suffix(".md").write_text(family_note + "\n" + table)
-        write_csv(stem.with_suffix(".csv"), HEADER, rows)
-        plot(pairs, family, stem.with_suffix(".png"))
-        print(f"wrote {stem}.md, {stem}.csv, {stem}.png")
-        block = README_BLOCKS.get(family)
-        if args.readme and block and not replace_block(args.readme, block, family_note + "\n" + table):
-            print(f"no <!-- {block}:start --> block in {args.readme}; left it unchanged")
+        note = f"Measured by `{cmd}` at imgsz {pairs[0][0].imgsz} on {where}.\n"
+        text = note + "\n" + markdown_table(HEADER, table_rows(pairs))
+        block = README_BLOCKS.get(family)  # the other families share the per-task block, written below
+        write_result(
+            args.out / f"compare_{family}",
+            text,
+            CSV_HEADER,
+            csv_rows(pairs),
+            plot=lambda path, pairs=pairs, family=family: plot(pairs, family, path),
+            readme=args.readme if block else None,
+            block=block,
+        )
 
     others = {f: p for f, p in results.items() if f not in README_BLOCKS}
     if others:
