@@ -6,7 +6,7 @@ with the model class of its task (detect, segment, pose, obb, classify), as Ultr
 Examples:
     yolo-revcol compare                      # YOLOv8 n/s/m/l/x vs yolov8-revcol, writes results/compare_yolov8.*
     yolo-revcol compare --scales n s --imgsz 640 --readme README.md
-    yolo-revcol compare --family all --readme README.md   # every family; README's yolov8 and per-task blocks
+    yolo-revcol compare --families all --readme README.md   # every family; README's yolov8 and per-task blocks
     yolo-revcol compare --paper --readme README.md        # the paper's RevCol-T/S/B YAMLs vs YOLOv8 m/l/x
 """
 
@@ -343,7 +343,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run the comparison, print the tables, write Markdown, CSV and PNG per family (and optionally README blocks)."""
     parser = argparse.ArgumentParser(prog="yolo-revcol compare", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--family",
         "--families",
         nargs="+",
         default=["yolov8"],
@@ -370,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.paper:
         write_paper(args.imgsz, args.out, args.readme)
         return 0
-    families = list(PAIRS) if "all" in args.family else list(dict.fromkeys(args.family))
+    families = list(PAIRS) if "all" in args.families else list(dict.fromkeys(args.families))
 
     cmd, where = command_line(), machine()
     results = {}
