@@ -216,6 +216,22 @@ def test_bad_arguments_name_argument_and_value(tiny_cfg, kwargs, match):
         RevCol(**dict(tiny_cfg, **kwargs))
 
 
+def test_every_argument_is_checked_once_from_the_signature(tiny_cfg):
+    import inspect
+
+    from yolo_revcol.integration.yaml_args import ARG_NAMES, REQUIRED
+    from yolo_revcol.nn.revcol import ARG_CHECKS
+
+    names = list(inspect.signature(RevCol).parameters)
+    assert list(ARG_CHECKS) == names  # a new argument without a check (or a stale check) fails here
+    assert list(ARG_NAMES) == names[1:] and REQUIRED == ("channels", "layers", "columns")
+    args = RevCol.check_args(**dict(tiny_cfg, columns=2))
+    assert list(args) == names and args["checkpoint_every"] == "auto" and args["layer_scale"] == 1e-6
+    assert RevCol.check_args(3, [8, 16, 24, 32], [1, 1, 1, 1], 2, block="c2f")["mlp_ratio"] is None
+    with pytest.raises(TypeError, match="missing a required argument: 'layers'"):
+        RevCol(3, [8, 16, 24, 32])
+
+
 def test_input_not_multiple_of_32_is_rejected(tiny_cfg):
     model = RevCol(**tiny_cfg)
     with pytest.raises(ValueError, match="multiples of 32, got 64x70"):

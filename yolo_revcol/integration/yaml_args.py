@@ -9,10 +9,10 @@ channels as their input channels. This module rewrites a model dictionary before
 * every ``Index`` row that selects one of RevCol's maps gets that map's scaled channel count, so the stock neck
   and head are built with the right input channels.
 
-A RevCol row reads ``[channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every,
-layer_scale, block, stem, aux, weights]`` (only the first three are required); a trailing mapping may give any optional ones by
-name, e.g. ``[[64, 128, 256, 512], [3, 3, 9, 3], {n: 2, s: 2, m: 3, l: 3, x: 3}, {block: c2f, reversible: false}]``. ``columns`` is an
-integer (every scale) or a mapping from scale name to integer.
+A RevCol row reads RevCol's constructor arguments after ``c1``, in signature order (``ARG_NAMES``: channels, layers,
+columns, kernel, ...; only those without a default are required); a trailing mapping may give any optional ones by
+name, e.g. ``[[64, 128, 256, 512], [3, 3, 9, 3], {n: 2, s: 2, m: 3, l: 3, x: 3}, {block: c2f, reversible: false}]``.
+``columns`` is an integer (every scale) or a mapping from scale name to integer.
 """
 
 from __future__ import annotations
@@ -28,22 +28,9 @@ from ..nn.revcol import RevCol
 __all__ = ("ModelYAMLError", "REVCOL_MODULES", "expand_revcol_rows")
 
 REVCOL_MODULES = frozenset({"RevCol"})  # YAML module names handled here
-ARG_NAMES = (
-    "channels",
-    "layers",
-    "columns",
-    "kernel",
-    "mlp_ratio",
-    "drop_path",
-    "reversible",
-    "checkpoint_every",
-    "layer_scale",
-    "block",
-    "stem",
-    "aux",
-    "weights",
-)
-REQUIRED = 3
+PARAMETERS = list(inspect.signature(RevCol).parameters.values())[1:]  # c1 comes from the previous layer
+ARG_NAMES = tuple(p.name for p in PARAMETERS)  # what a row may give, positionally or as options
+REQUIRED = tuple(p.name for p in PARAMETERS if p.default is inspect.Parameter.empty)
 
 
 class ModelYAMLError(ValueError):
@@ -90,7 +77,7 @@ def _named_args(i: int, args) -> dict:
         if key in named:
             raise ModelYAMLError(f"{where}: argument {key!r} given twice ({named[key]!r} and {value!r})")
         named[key] = value
-    missing = [n for n in ARG_NAMES[:REQUIRED] if n not in named]
+    missing = [n for n in REQUIRED if n not in named]
     if missing:
         raise ModelYAMLError(f"{where}: missing required argument(s) {', '.join(missing)}; got {args!r}")
     return named
@@ -114,7 +101,7 @@ def _check_weights(i: int, ch: int, named: dict) -> None:
     """
     from ..nn.official import OfficialCheckpointError, check_official
 
-    args = dict(zip(("c1", *ARG_NAMES), RevCol.check_args(ch, **named)))
+    args = RevCol.check_args(ch, **named)
     arch = {k: args[k] for k in ("c1", "channels", "layers", "columns", "kernel", "mlp_ratio")}
     try:
         check_official(named["weights"], **arch)
@@ -164,8 +151,7 @@ def expand_revcol_rows(d: dict, ch: int) -> dict:
                 _check_weights(i, ch, named)
                 # A Path, not a str: parse_model would try ast.literal_eval on a string argument (a path is no literal)
                 named["weights"] = Path(named["weights"])
-            defaults = inspect.signature(RevCol).parameters
-            row[3] = [ch] + [named.get(n, defaults[n].default) for n in ARG_NAMES]  # every argument, for the summary
+            row[3] = [ch] + [named.get(p.name, p.default) for p in PARAMETERS]  # every argument, for the summary
             continue
 
         users = [s for s in sources if s in revcol_channels]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import warnings
 from collections.abc import Sequence
 from numbers import Integral, Real
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,7 +18,7 @@ from .column import NUM_LEVELS, Column, norm_of
 from .layers import BLOCKS, ChannelScale, ConvNorm
 from .reversible import ReversibleColumns, auto_checkpoint_every, compute_dtype, reversible_parameters
 
-__all__ = ("Stem", "RevCol")
+__all__ = ("ARG_CHECKS", "Stem", "RevCol")
 
 MAX_STRIDE = 32  # stride of the coarsest level; input sides must be multiples of it
 STEMS = ("patchify", "yolo")
@@ -64,15 +66,12 @@ def _check_int(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
-def _check_checkpoint_every(value) -> int | str:
-    """Return "auto" (for "auto" or None) or an int >= 0, or raise ValueError naming the argument and value."""
-    if value is None or (isinstance(value, str) and value == "auto"):
-        return "auto"
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
-        raise ValueError(
-            f"RevCol argument 'checkpoint_every' must be 'auto' or an integer >= 0 (0: keep no column), got {value!r}"
-        )
-    return int(value)
+def _check_odd(name: str, value) -> int:
+    """Return a positive odd int (a kernel size with 'same' padding), or raise ValueError naming the argument."""
+    value = _check_int(name, value)
+    if value % 2 == 0:
+        raise ValueError(f"RevCol argument '{name}' must be odd, got {value}")
+    return value
 
 
 def _check_levels(name: str, values) -> list[int]:
@@ -83,6 +82,127 @@ def _check_levels(name: str, values) -> list[int]:
         if isinstance(v, bool) or not isinstance(v, Integral) or v < 1:
             raise ValueError(f"RevCol argument '{name}' must hold integers >= 1, got {values!r}")
     return [int(v) for v in values]
+
+
+def _is_number(value) -> bool:
+    """Whether ``value`` is a real number (bools excluded: YAML's true is no drop-path rate)."""
+    return not isinstance(value, bool) and isinstance(value, Real)
+
+
+def _check_positive(name: str, value) -> float | None:
+    """Return None (the block family's default) or a float > 0, or raise ValueError naming the argument."""
+    if value is not None and (not _is_number(value) or value <= 0):
+        raise ValueError(f"RevCol argument '{name}' must be a number > 0, got {value!r}")
+    return None if value is None else float(value)
+
+
+def _check_drop_path(name: str, value) -> float:
+    """Return a probability in [0, 1) as float, or raise ValueError naming the argument."""
+    if not _is_number(value) or not 0.0 <= value < 1.0:
+        raise ValueError(f"RevCol argument '{name}' must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _check_bool(name: str, value) -> bool:
+    """Return ``value`` if it is a bool, or raise ValueError naming the argument."""
+    if not isinstance(value, bool):
+        raise ValueError(f"RevCol argument '{name}' must be true or false, got {value!r}")
+    return value
+
+
+def _check_checkpoint_every(name: str, value) -> int | str:
+    """Return "auto" (for "auto" or None) or an int >= 0, or raise ValueError naming the argument and value."""
+    if value is None or (isinstance(value, str) and value == "auto"):
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
+        raise ValueError(
+            f"RevCol argument '{name}' must be 'auto' or an integer >= 0 (0: keep no column), got {value!r}"
+        )
+    return int(value)
+
+
+def _one_of(choices: tuple[str, ...]):
+    """Return a check that accepts only the strings in ``choices``."""
+
+    def check(name: str, value) -> str:
+        if value not in choices:
+            raise ValueError(f"RevCol argument '{name}' must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return check
+
+
+def _check_aux(name: str, value) -> float:
+    """Return a finite weight >= 0 as float (0: off), or raise ValueError naming the argument."""
+    if not _is_number(value) or not 0.0 <= value < float("inf"):
+        raise ValueError(f"RevCol argument '{name}' must be a number >= 0 (0: off), got {value!r}")
+    return float(value)
+
+
+def _check_weights(name: str, value) -> str | None:
+    """Return None or the path of an existing file as str, or raise ValueError naming the argument."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, PathLike)) or not str(value):
+        raise ValueError(f"RevCol argument '{name}' must be an official checkpoint's path, got {value!r}")
+    if not Path(value).is_file():
+        raise ValueError(
+            f"RevCol argument '{name}': official checkpoint {str(value)!r} not found (relative to "
+            f"{Path.cwd()}); download it from https://github.com/megvii-research/RevCol/releases"
+        )
+    return str(value)
+
+
+def _check_combination(args: dict) -> None:
+    """Check what one argument means for another (``args`` already checked one by one); fill family defaults in.
+
+    Raises:
+        ValueError: Naming the argument that does not fit and the one it conflicts with.
+    """
+    block, defaults = args["block"], BLOCK_DEFAULTS[args["block"]]
+    for name in ("mlp_ratio", "layer_scale"):
+        if args[name] is not None and name not in defaults:
+            raise ValueError(f"RevCol argument '{name}' is not used by block '{block}', got {args[name]!r}")
+        if args[name] is None and name in defaults:
+            args[name] = defaults[name]
+    if args["aux"] > 0 and args["columns"] < 2:
+        raise ValueError(
+            f"RevCol argument 'aux' supervises the columns before the last, but columns is {args['columns']}"
+        )
+    if args["weights"] is not None and (block != "convnext" or args["stem"] != "patchify"):
+        raise ValueError(
+            f"RevCol argument 'weights' (official checkpoint) needs block convnext and stem patchify, "
+            f"got block {block!r} and stem {args['stem']!r}"
+        )
+
+
+# One check per constructor argument, by name; RevCol's signature says which arguments exist and in what order.
+ARG_CHECKS = {
+    "c1": _check_int,
+    "channels": _check_levels,
+    "layers": _check_levels,
+    "columns": _check_int,
+    "kernel": _check_odd,
+    "mlp_ratio": _check_positive,
+    "drop_path": _check_drop_path,
+    "reversible": _check_bool,
+    "checkpoint_every": _check_checkpoint_every,
+    "layer_scale": _check_positive,
+    "block": _one_of(BLOCKS),
+    "stem": _one_of(STEMS),
+    "aux": _check_aux,
+    "weights": _check_weights,
+}
+
+
+def _checked_arguments(init):
+    """Decorate ``RevCol.__init__`` so it runs on ``check_args``' validated, normalised arguments."""
+
+    @functools.wraps(init)
+    def checked(self, *args, **kwargs):
+        init(self, **self.check_args(*args, **kwargs))
+
+    return checked
 
 
 class RevCol(nn.Module):
@@ -133,6 +253,7 @@ class RevCol(nn.Module):
 
     RECONSTRUCTION_WARN = 1e-2  # relative error of the reconstructed first column above which backward warns
 
+    @_checked_arguments
     def __init__(
         self,
         c1: int,
@@ -150,13 +271,8 @@ class RevCol(nn.Module):
         aux: float = 0.0,
         weights: str | None = None,
     ):
-        """Validate the arguments and build the stem and columns."""
+        """Build the stem and columns (arguments arrive checked and normalised, see ``check_args``)."""
         super().__init__()
-        (c1, channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every, layer_scale,
-         block, stem, aux, weights) = self.check_args(
-            c1, channels, layers, columns, kernel, mlp_ratio, drop_path, reversible, checkpoint_every, layer_scale,
-            block, stem, aux, weights
-        )  # fmt: skip
         self.channels = channels
         self.aux = aux
         self.aux_heads: nn.ModuleList | None = None  # set by attach_aux_heads; training only
@@ -178,93 +294,26 @@ class RevCol(nn.Module):
         if weights is not None:
             self.load_official(weights)
 
-    @staticmethod
-    def check_args(
-        c1,
-        channels,
-        layers,
-        columns,
-        kernel=3,
-        mlp_ratio=None,
-        drop_path=0.0,
-        reversible=True,
-        checkpoint_every="auto",
-        layer_scale=None,
-        block="convnext",
-        stem="patchify",
-        aux=0.0,
-        weights=None,
-    ) -> tuple:
-        """Validate constructor arguments and return them normalised, in signature order.
+    @classmethod
+    def check_args(cls, *args, **kwargs) -> dict[str, Any]:
+        """Validate constructor arguments, given as to ``RevCol(...)``, and return them normalised by name.
 
-        ``mlp_ratio`` and ``layer_scale`` left as None take the block family's defaults; giving them to a family
-        that has no such setting (c2f) is an error rather than silently ignored.
+        Every argument of the signature is checked by its entry in ``ARG_CHECKS``, then the arguments that depend on
+        each other. ``mlp_ratio`` and ``layer_scale`` left as None take the block family's defaults; giving them to a
+        family that has no such setting (c2f) is an error rather than silently ignored.
+
+        Returns:
+            (dict[str, Any]): Every argument, defaults included, in signature order.
 
         Raises:
+            TypeError: For missing or unknown arguments, as the call itself would.
             ValueError: Naming the first bad argument and its value.
         """
-        if block not in BLOCKS:
-            raise ValueError(f"RevCol argument 'block' must be one of {', '.join(BLOCKS)}, got {block!r}")
-        if stem not in STEMS:
-            raise ValueError(f"RevCol argument 'stem' must be one of {', '.join(STEMS)}, got {stem!r}")
-        defaults = BLOCK_DEFAULTS[block]
-        for name, value in (("mlp_ratio", mlp_ratio), ("layer_scale", layer_scale)):
-            if value is not None and name not in defaults:
-                raise ValueError(f"RevCol argument '{name}' is not used by block '{block}', got {value!r}")
-        mlp_ratio = defaults.get("mlp_ratio") if mlp_ratio is None else mlp_ratio
-        layer_scale = defaults.get("layer_scale") if layer_scale is None else layer_scale
-        c1 = _check_int("c1", c1)
-        channels = _check_levels("channels", channels)
-        layers = _check_levels("layers", layers)
-        columns = _check_int("columns", columns)
-        kernel = _check_int("kernel", kernel)
-        if kernel % 2 == 0:
-            raise ValueError(f"RevCol argument 'kernel' must be odd, got {kernel}")
-        if mlp_ratio is not None and (isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, Real) or mlp_ratio <= 0):
-            raise ValueError(f"RevCol argument 'mlp_ratio' must be a number > 0, got {mlp_ratio!r}")
-        if isinstance(drop_path, bool) or not isinstance(drop_path, Real) or not 0.0 <= drop_path < 1.0:
-            raise ValueError(f"RevCol argument 'drop_path' must be a number in [0, 1), got {drop_path!r}")
-        if not isinstance(reversible, bool):
-            raise ValueError(f"RevCol argument 'reversible' must be true or false, got {reversible!r}")
-        checkpoint_every = _check_checkpoint_every(checkpoint_every)
-        if layer_scale is not None and (
-            isinstance(layer_scale, bool) or not isinstance(layer_scale, Real) or layer_scale <= 0
-        ):
-            raise ValueError(f"RevCol argument 'layer_scale' must be a number > 0, got {layer_scale!r}")
-        if isinstance(aux, bool) or not isinstance(aux, Real) or not 0.0 <= aux < float("inf"):
-            raise ValueError(f"RevCol argument 'aux' must be a number >= 0 (0: off), got {aux!r}")
-        if aux > 0 and columns < 2:
-            raise ValueError(f"RevCol argument 'aux' supervises the columns before the last, but columns is {columns}")
-        if weights is not None:
-            if not isinstance(weights, (str, PathLike)) or not str(weights):
-                raise ValueError(f"RevCol argument 'weights' must be an official checkpoint's path, got {weights!r}")
-            if not Path(weights).is_file():
-                raise ValueError(
-                    f"RevCol argument 'weights': official checkpoint {str(weights)!r} not found (relative to "
-                    f"{Path.cwd()}); download it from https://github.com/megvii-research/RevCol/releases"
-                )
-            if block != "convnext" or stem != "patchify":
-                raise ValueError(
-                    f"RevCol argument 'weights' (official checkpoint) needs block convnext and stem patchify, "
-                    f"got block {block!r} and stem {stem!r}"
-                )
-            weights = str(weights)
-        return (
-            c1,
-            channels,
-            layers,
-            columns,
-            kernel,
-            None if mlp_ratio is None else float(mlp_ratio),
-            float(drop_path),
-            reversible,
-            checkpoint_every,
-            None if layer_scale is None else float(layer_scale),
-            block,
-            stem,
-            float(aux),
-            weights,
-        )
+        bound = inspect.signature(cls).bind(*args, **kwargs)
+        bound.apply_defaults()
+        checked = {name: ARG_CHECKS[name](name, value) for name, value in bound.arguments.items()}
+        _check_combination(checked)
+        return checked
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
