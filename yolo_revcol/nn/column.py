@@ -105,7 +105,6 @@ class Level(nn.Module):
         """Build the fusion modules and the blocks."""
         super().__init__()
         c = channels[index]
-        self.index = index
         self.depth = depth
         # Level 0's down input is the stem output, which already has channels[0] channels at stride 4.
         self.down = DownFusion(channels[index - 1], c, block) if index > 0 else nn.Identity()
