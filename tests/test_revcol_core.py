@@ -53,6 +53,21 @@ def test_output_shapes_and_channels(tiny_cfg):
     assert model.columns[0].alphas is None and all(c.alphas is not None for c in model.columns[1:])
 
 
+def test_feature_info_describes_the_outputs(tiny_cfg):
+    model = RevCol(**dict(tiny_cfg, block="c2f", mlp_ratio=None)).eval()
+    info = model.feature_info
+    assert [i["reduction"] for i in info] == list(STRIDES)
+    captured = []
+    module = model.get_submodule(info[0]["module"])
+    assert all(i["module"] == info[0]["module"] for i in info)
+    module.register_forward_hook(lambda m, args, out: captured.extend(out))
+    x = torch.randn(2, 3, 64, 96)
+    out = model(x)
+    for i, o, c in zip(info, out, captured):
+        assert o.shape == (2, i["num_chs"], 64 // i["reduction"], 96 // i["reduction"])
+        assert torch.equal(o, c)  # the named module computes exactly this output
+
+
 @pytest.mark.parametrize(
     "dtype, tol, checkpoint_every",
     [(torch.float64, 1e-9, 0), (torch.float32, 1e-4, 0), (torch.float64, 1e-9, 2)],

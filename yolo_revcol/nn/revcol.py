@@ -358,6 +358,18 @@ class RevCol(nn.Module):
         self.official_load = load_official(self, checkpoint, key)
         return self.official_load
 
+    @property
+    def feature_info(self) -> list[dict]:
+        """The four outputs described as timm describes a backbone's features, finest first.
+
+        Returns:
+            (list[dict]): Per output: ``num_chs`` (channels), ``reduction`` (stride: 4, 8, 16, 32) and ``module``, the
+                name of the submodule that computes it: the last column, whose forward returns all four in this order.
+        """
+        last = f"columns.{len(self.columns) - 1}"
+        strides = [MAX_STRIDE >> (NUM_LEVELS - 1 - i) for i in range(NUM_LEVELS)]
+        return [dict(num_chs=c, reduction=s, module=last) for c, s in zip(self.channels, strides)]
+
     def no_weight_decay(self) -> set[str]:
         """Names of the parameters to keep out of weight decay (timm's convention): layer scales and alphas.
 
