@@ -3,7 +3,7 @@
 # synthetic dataset for a few epochs, validate, predict on an image and save the annotated picture, then print
 # params/GFLOPs next to stock yolov8n.
 #
-# Usage: bash runs_scripts/demo.sh [EPOCHS]      (default 10 epochs at imgsz 256; under 10 minutes on 2 cores)
+# Usage: bash runs_scripts/demo.sh [EPOCHS]      (default 10 epochs at imgsz 256)
 # A few CPU epochs show the whole workflow, not final accuracy: runs_scripts/bench_accuracy.py measures that.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
