@@ -223,11 +223,11 @@ class ReversibleColumns(torch.autograd.Function):
                     down = x_in if i == 0 else states[i - 1].detach().requires_grad_()
                     replay = ctx.rng.replay((k, i)) if ctx.rng is not None else nullcontext()
                     with replay, _frozen_running_stats(column.levels[i]):
-                        body = column.level_body(i, down, prev)
-                    if prev is not None and prev[i] is None:
+                        body = column.level_body(i, down, prev)  # Level_l(c_{l-1}^(k), c_{l+1}^(k-1))
+                    if prev is not None and prev[i] is None:  # c_l^(k-1) = (c_l^(k) - body) / alpha
                         with torch.no_grad():
                             prev[i] = column.level_inverse(i, states[i], body).detach().requires_grad_()
-                    start, stop = ctx.spans[k][i]
+                    start, stop = ctx.spans[k][i]  # c_l^(k) = body + alpha * c_l^(k-1), backpropagated
                     step = _level_backward(column, i, body, down, prev, grads[i], ctx.params[start:stop])
                     # down -> the finer level of this column (or x); up and prev -> the previous column.
                     if i == 0:
