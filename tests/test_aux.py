@@ -62,6 +62,9 @@ def with_hyp(model):
 
 
 def test_training_loss_is_main_plus_weighted_aux_and_heads_learn():
+    # Seeded: at some random inits the assigner gives the aux head's stride-32 box branch no anchor of this 64 px
+    # batch (about 1 seed in 10), and that branch then rightly gets no gradient.
+    torch.manual_seed(0)
     model = with_hyp(build(with_aux("yolov8-revcol.yaml"))).train()
     revcol = revcol_of(model)
     assert revcol.supervised_columns == [0] and revcol.aux_weights == [AUX] and len(revcol.aux_heads) == 1
