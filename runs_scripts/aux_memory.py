@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     saved = {k: saved_mib(m, batch) for k, m in variants.items()}
     times: dict = {k: [] for k in variants}
-    for k, m in variants.items():
+    for m in variants.values():
         step_s(m, batch)  # warm-up
     for _ in range(args.reps):
         for k, m in variants.items():

@@ -29,6 +29,7 @@ def pytest_configure(config):
 
     provide_fonts(Path(os.environ["YOLO_CONFIG_DIR"]))
 
+
 ROOT = Path(__file__).resolve().parents[1]
 CFG = ROOT / "cfg"
 BIN = Path(sys.executable).parent
@@ -63,7 +64,9 @@ def tiny_cfg() -> dict:
     return dict(c1=3, channels=[8, 16, 24, 32], layers=[1, 1, 2, 1], columns=3, kernel=3, mlp_ratio=2)
 
 
-def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str], cwd: Path | None = None, env: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """Run a command, failing the test with its output when it exits non-zero."""
     proc = subprocess.run(
         cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout

@@ -51,7 +51,9 @@ def test_budget_variants_build_and_stay_under_080x(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "ablation_budget.csv")))
     assert [r["variant"] for r in rows] == ["stock", "shipped"] + [v.name for v in STUDIES["budget"]]
     stock_params, stock_gflops = float(rows[0]["params"]), float(rows[0]["gflops_640"])
-    assert all(float(r["params"]) <= 0.80 * stock_params and float(r["gflops_640"]) <= 0.80 * stock_gflops for r in rows[1:])
+    assert all(
+        float(r["params"]) <= 0.80 * stock_params and float(r["gflops_640"]) <= 0.80 * stock_gflops for r in rows[1:]
+    )
 
 
 def test_studies_cover_blocks_stems_column_counts_and_supervision():
@@ -73,7 +75,9 @@ def test_sizes_only_table_orders_columns_and_keeps_2_columns_under_target(tmp_pa
     shipped, stock = rows["shipped"], rows["stock"]
     assert float(shipped["params"]) <= 0.80 * float(stock["params"])
     assert float(shipped["gflops_640"]) <= 0.80 * float(stock["gflops_640"])
-    assert all(r["seeds"] == "0" and r["map50_95_mean"] == "nan" for r in rows.values())  # nothing trained, nothing claimed
+    assert all(
+        r["seeds"] == "0" and r["map50_95_mean"] == "nan" for r in rows.values()
+    )  # nothing trained, nothing claimed
 
 
 def test_quick_training_run_then_reuse(tmp_path):
@@ -98,8 +102,9 @@ def test_quick_training_run_then_reuse(tmp_path):
 def test_unknown_variant_is_rejected(tmp_path):
     import subprocess
 
-    proc = subprocess.run([str(BIN / "yolo-revcol"), "ablation", "--variants", "nope", "--no-train"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(BIN / "yolo-revcol"), "ablation", "--variants", "nope", "--no-train"], capture_output=True, text=True
+    )
     assert proc.returncode == 2 and "unknown variant(s) nope" in proc.stderr
 
 

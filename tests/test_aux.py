@@ -1,4 +1,4 @@
-"""Intermediate supervision (the RevCol ``aux`` option) inside Ultralytics: loss, gradients, inference, tasks, reload."""
+"""Intermediate supervision (RevCol's ``aux`` option) inside Ultralytics: loss, gradients, inference, tasks, reload."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def test_training_loss_is_main_plus_weighted_aux_and_heads_learn():
 
     # The same forward, split by hand: the model's own criterion on the main and the auxiliary predictions.
     preds = model(batch["img"])
-    (aux_weight, aux_preds), = revcol.pop_aux_outputs()
+    ((aux_weight, aux_preds),) = revcol.pop_aux_outputs()
     main, main_items = model.criterion(preds, batch)
     aux, _ = model.criterion(aux_preds, batch)
     torch.testing.assert_close(total, main + aux_weight * aux)
@@ -147,7 +147,9 @@ def test_other_tasks_refuse_aux_naming_the_task(name, cls_name, task):
         from ultralytics.nn.tasks import ClassificationModel
 
         reg.register()
-        with pytest.raises(ModelYAMLError, match=rf"layer 0 \(RevCol\): option 'aux' \(0.5\).*not with the {task} task"):
+        with pytest.raises(
+            ModelYAMLError, match=rf"layer 0 \(RevCol\): option 'aux' \(0.5\).*not with the {task} task"
+        ):
             ClassificationModel(dict(d, scale="n"), nc=8, verbose=False)
         return
     with pytest.raises(ModelYAMLError, match=rf"layer 0 \(RevCol\): option 'aux' \(0.5\).*not with the {task} task"):
@@ -183,15 +185,24 @@ def test_cli_train_interrupt_resume_and_safe_reload(aux_yaml, tiny_data, tmp_pat
         text = out.stdout + out.stderr
         assert int(re.search(r"aux params (\d+)", text).group(1)) > 0
         inference = int(re.search(r"inference params (\d+)", text).group(1))
-        validated = int(re.search(r"summary \(fused\): [\d,]+ layers, ([\d,]+) parameters", text).group(1).replace(",", ""))
+        validated = int(
+            re.search(r"summary \(fused\): [\d,]+ layers, ([\d,]+) parameters", text).group(1).replace(",", "")
+        )
         assert validated == inference  # val ran the inference model, without the auxiliary heads
 
 
 def test_aux_memory_script_measures_what_aux_adds(tmp_path):
     cmd = [sys.executable, str(CFG.parent / "runs_scripts" / "aux_memory.py"), "--imgsz", "64", "--batch", "2"]
     run([*cmd, "--reps", "1", "--out", str(tmp_path)], timeout=300)
-    rows = [line.split("|")[1:-1] for line in (tmp_path / "aux_memory.md").read_text().splitlines() if line.startswith("| ")]
+    rows = [
+        line.split("|")[1:-1] for line in (tmp_path / "aux_memory.md").read_text().splitlines() if line.startswith("| ")
+    ]
     rows = [[c.strip() for c in r] for r in rows[1:]]  # skip the header
-    assert [(r[0], r[1]) for r in rows] == [("reversible", "0"), ("reversible", "0.5"), ("plain", "0"), ("plain", "0.5")]
+    assert [(r[0], r[1]) for r in rows] == [
+        ("reversible", "0"),
+        ("reversible", "0.5"),
+        ("plain", "0"),
+        ("plain", "0.5"),
+    ]
     assert float(rows[1][3]) > 1.0 and float(rows[3][3]) > 1.0  # the heads and the handed-out states cost memory
     assert float(rows[0][2]) < float(rows[2][2])  # the reversible path saves less than plain backprop

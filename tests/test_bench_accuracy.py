@@ -20,7 +20,17 @@ def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("accuracy")
     readme = out / "README.md"
     readme.write_text("intro\n<!-- accuracy:start -->\nold\n<!-- accuracy:end -->\nrest\n")
-    cmd = [str(BIN / "yolo-revcol"), "accuracy", "--quick", "--jobs", "2", "--out", str(out), "--project", str(out / "runs")]
+    cmd = [
+        str(BIN / "yolo-revcol"),
+        "accuracy",
+        "--quick",
+        "--jobs",
+        "2",
+        "--out",
+        str(out),
+        "--project",
+        str(out / "runs"),
+    ]
     first = run([*cmd, "--readme", str(readme)], env={"YOLO_OFFLINE": "1"}, timeout=400)
     second = run(cmd, env={"YOLO_OFFLINE": "1"}, timeout=400)
     return out, readme, first.stdout, second.stdout
@@ -38,7 +48,10 @@ def test_quick_run_csv_has_one_numeric_row_per_model_and_seed(quick_run):
     out, _, _, _ = quick_run
     rows = list(csv.DictReader(open(out / "accuracy_quick-shapes.csv")))
     assert [(r["model"], r["seed"]) for r in rows] == [
-        ("yolov8n", "0"), ("yolov8n", "1"), ("yolov8n-revcol", "0"), ("yolov8n-revcol", "1")
+        ("yolov8n", "0"),
+        ("yolov8n", "1"),
+        ("yolov8n-revcol", "0"),
+        ("yolov8n-revcol", "1"),
     ]
     for r in rows:
         assert int(r["params"]) > 1_000_000 and float(r["gflops_640"]) > 0 and r["train_only_params"] == "0"

@@ -103,5 +103,7 @@ def test_memory_command_writes_report_csv_plot_and_readme_block(tmp_path):
     assert {r["block"] for r in records} == set(BLOCKS)
     assert (tmp_path / "memory.png").stat().st_size > 10_000
     block = readme.read_text()
-    assert block.startswith("before\n<!-- memory:start -->\nMeasured by `") and block.endswith("<!-- memory:end -->\nafter\n")
+    assert block.startswith("before\n<!-- memory:start -->\nMeasured by `") and block.endswith(
+        "<!-- memory:end -->\nafter\n"
+    )
     assert "old" not in block and "| c2f | 8 |" in block and "| convnext | 8 |" in block

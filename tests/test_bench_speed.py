@@ -88,7 +88,7 @@ def test_interleave_rotates_the_order_every_round():
     fns = {name: (lambda name=name: calls.append(name)) for name in "abc"}
     times = interleave(fns, rounds=3, runs=2, warmup=1, threads=1)
     assert calls[:3] == ["a", "b", "c"]  # warm-up
-    assert calls[3:] == list("aabbcc" "bbccaa" "ccaabb")
+    assert calls[3:] == list("aabbccbbccaaccaabb")
     assert all(len(t) == 6 and min(t) >= 0 for t in times.values())
 
 

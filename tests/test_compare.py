@@ -28,7 +28,7 @@ def test_every_scale_is_at_most_080x_stock_params_and_gflops():
 
 
 def test_stock_figures_match_ultralytics_published_sizes():
-    (stock, _), = compare("yolov8", "n", imgsz=640)
+    ((stock, _),) = compare("yolov8", "n", imgsz=640)
     assert stock.params == 3_157_200 and round(stock.gflops, 1) == 8.9
 
 
@@ -63,7 +63,13 @@ def task_results() -> dict:
 
 def test_task_families_build_with_their_task_model_and_stock_sizes(task_results):
     """Each side is built with its task's model class; stock sizes are Ultralytics' published ones."""
-    expected = {"yolov8-seg": "segment", "yolov8-pose": "pose", "yolov8-obb": "obb", "yolov8-cls": "classify", "yolo11": "detect"}
+    expected = {
+        "yolov8-seg": "segment",
+        "yolov8-pose": "pose",
+        "yolov8-obb": "obb",
+        "yolov8-cls": "classify",
+        "yolo11": "detect",
+    }
     for family, pairs in task_results.items():
         for stock, ours in pairs:
             assert stock.task == ours.task == expected[family] and stock.scale == ours.scale
@@ -84,12 +90,19 @@ def test_backbone_dominated_families_meet_the_target(task_results, family):
 
 def test_task_table_marks_misses_and_says_why():
     """Ratios above the target are bold and named under the table with their cause; others are plain."""
-    pairs = [(Summary("yolov8n-seg", 1, 100, 10.0, "n", "segment"), Summary("yolov8n-revcol-seg", 1, 70, 9.0, "n", "segment"))]
+    pairs = [
+        (
+            Summary("yolov8n-seg", 1, 100, 10.0, "n", "segment"),
+            Summary("yolov8n-revcol-seg", 1, 70, 9.0, "n", "segment"),
+        )
+    ]
     table = task_table({"yolov8-seg": pairs})
     assert "| yolov8-revcol-seg | yolov8-seg | segment | params | 0.700 |" in table
     assert "| GFLOPs @640 | **0.900** |" in table
     assert "Above 0.80x (bold): yolov8n-revcol-seg GFLOPs 0.900x." in table and "Segment head" in table
-    pairs = [(Summary("yolov8n-pose", 1, 100, 10.0, "n", "pose"), Summary("yolov8n-revcol-pose", 1, 70, 7.0, "n", "pose"))]
+    pairs = [
+        (Summary("yolov8n-pose", 1, 100, 10.0, "n", "pose"), Summary("yolov8n-revcol-pose", 1, 70, 7.0, "n", "pose"))
+    ]
     assert "Every ratio is at most 0.80x." in task_table({"yolov8-pose": pairs})
 
 
@@ -116,7 +129,9 @@ def test_why_figures_come_from_the_stock_models_layers():
     """The explanations under the per-task table quote per-layer sums of the stock models, which add up to them."""
     layers, backbone = layer_sizes("yolov8n-seg.yaml")
     total = sum(g for _, _, g in layers)
-    assert layers[-1][0] == "Segment" and total == pytest.approx(summarize("yolov8n-seg.yaml", "s", 640).gflops, rel=0.02)
+    assert layers[-1][0] == "Segment" and total == pytest.approx(
+        summarize("yolov8n-seg.yaml", "s", 640).gflops, rel=0.02
+    )
     assert layers[-1][2] > total / 2  # "most of the compute"
     assert f"({layers[-1][2]:.1f} of the {total:.1f} GFLOPs yolov8n-seg spends" in why_segment()
     layers, backbone = layer_sizes("yolo11x.yaml")

@@ -269,7 +269,9 @@ def test_onnx_export_matches_eager(tiny_cfg, tmp_path):
     x = torch.randn(1, 3, 64, 64)
     path = tmp_path / "revcol.onnx"
     names = [f"p{i}" for i in range(2, 6)]
-    torch.onnx.export(model, (x,), str(path), input_names=["images"], output_names=names, dynamo=False, opset_version=17)
+    torch.onnx.export(
+        model, (x,), str(path), input_names=["images"], output_names=names, dynamo=False, opset_version=17
+    )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for a, b in zip(model(x), session.run(names, {"images": x.numpy()})):
         torch.testing.assert_close(a, torch.from_numpy(b), rtol=1e-4, atol=1e-4)
@@ -518,8 +520,12 @@ def test_model_with_aux_outputs_deepcopies_and_pickles(tiny_cfg, tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"aux": -0.1}, "'aux' must be a number >= 0"), ({"aux": "yes"}, "'aux' must be"),
-     ({"aux": float("nan")}, "'aux' must be"), ({"aux": 1.0, "columns": 1}, "columns is 1")],
+    [
+        ({"aux": -0.1}, "'aux' must be a number >= 0"),
+        ({"aux": "yes"}, "'aux' must be"),
+        ({"aux": float("nan")}, "'aux' must be"),
+        ({"aux": 1.0, "columns": 1}, "columns is 1"),
+    ],
 )
 def test_bad_aux_values_are_named(tiny_cfg, kwargs, match):
     with pytest.raises(ValueError, match=match):

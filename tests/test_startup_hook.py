@@ -56,7 +56,9 @@ def test_processes_that_never_import_ultralytics_pay_nothing():
     ],
 )
 def test_trainer_optimizer_is_wrapped_whatever_is_imported_first(imports):
-    code = f"{imports}\nfrom ultralytics.engine.trainer import BaseTrainer\nprint(BaseTrainer.build_optimizer.__wrapped__)"
+    code = (
+        f"{imports}\nfrom ultralytics.engine.trainer import BaseTrainer\nprint(BaseTrainer.build_optimizer.__wrapped__)"
+    )
     assert "function BaseTrainer.build_optimizer" in run([sys.executable, "-c", code]).stdout
 
 

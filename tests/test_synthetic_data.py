@@ -11,10 +11,16 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-
 from conftest import CFG, ROOT, run
+
 from yolo_revcol.data import synthetic
-from yolo_revcol.data.synthetic import CLASS_NAMES, MIN_VISIBLE, generate_dataset, generate_detection_dataset, render_scene
+from yolo_revcol.data.synthetic import (
+    CLASS_NAMES,
+    MIN_VISIBLE,
+    generate_dataset,
+    generate_detection_dataset,
+    render_scene,
+)
 
 TINY = dict(train=8, val=4, imgsz=64)
 DATA_YAML = CFG / "datasets" / "revcol-shapes.yaml"
@@ -36,7 +42,7 @@ def test_yaml_names_match_class_names():
     cfg = yaml.safe_load(DATA_YAML.read_text())
     assert cfg["names"] == dict(enumerate(CLASS_NAMES))
     assert cfg["path"] == "revcol-shapes" and cfg["train"] == "images/train" and cfg["val"] == "images/val"
-    assert "generate_detection_dataset(yaml[\"path\"]" in cfg["download"]
+    assert 'generate_detection_dataset(yaml["path"]' in cfg["download"]
 
 
 def test_deterministic_and_order_independent(tmp_path):
@@ -249,7 +255,9 @@ def test_scene_annotations_follow_the_visible_pixels():
 
 def test_flip_idx_matches_a_left_right_flip():
     """Flipping a scene left-right gives the keypoints of the flipped scene, reordered by FLIP_IDX (as in the YAML)."""
-    assert yaml.safe_load((CFG / "datasets" / "revcol-shapes-pose.yaml").read_text())["flip_idx"] == list(synthetic.FLIP_IDX)
+    assert yaml.safe_load((CFG / "datasets" / "revcol-shapes-pose.yaml").read_text())["flip_idx"] == list(
+        synthetic.FLIP_IDX
+    )
     rng = np.random.default_rng(2)
     for _ in range(10):
         scene = render_scene(rng, 96)
@@ -304,10 +312,18 @@ def test_classification_layout(tmp_path):
 def test_cli_task_option(tmp_path):
     """--task picks the label format; classify makes the folder layout."""
     base = [sys.executable, "-m", "yolo_revcol.data.synthetic", "--imgsz", "64", "--val", "8"]
-    proc = run([*base, "--task", "classify", "--out", str(tmp_path / "cls"), "--train", "8"], cwd=ROOT, env={"PYTHONPATH": str(ROOT)})
+    proc = run(
+        [*base, "--task", "classify", "--out", str(tmp_path / "cls"), "--train", "8"],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT)},
+    )
     assert "classify, train 8 images, val 8 images" in proc.stdout
     assert len(list((tmp_path / "cls" / "train").glob("*/*.png"))) == 8
-    proc = run([*base, "--task", "obb", "--out", str(tmp_path / "obb"), "--train", "2"], cwd=ROOT, env={"PYTHONPATH": str(ROOT)})
+    proc = run(
+        [*base, "--task", "obb", "--out", str(tmp_path / "obb"), "--train", "2"],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT)},
+    )
     assert "obb, train 2 images" in proc.stdout and "oriented boxes" in proc.stdout
     assert files(tmp_path / "obb") == files(generate_dataset(tmp_path / "api", task="obb", train=2, val=8, imgsz=64))
 
@@ -346,4 +362,6 @@ def test_check_det_dataset_runs_each_task_yamls_download(tmp_path, monkeypatch, 
         if task == "pose":
             assert label["keypoints"].shape == (len(label["cls"]), 5, 3)
         else:  # segments, or the OBB's 4 corners, which Ultralytics also keeps as segments
-            assert len(label["segments"]) == len(label["cls"]) and (task != "obb" or label["segments"][0].shape == (4, 2))
+            assert len(label["segments"]) == len(label["cls"]) and (
+                task != "obb" or label["segments"][0].shape == (4, 2)
+            )

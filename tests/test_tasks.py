@@ -36,7 +36,10 @@ CASES = {
     "yolo11": ("cfg/yolo11n-revcol.yaml", "detect", "detect"),
 }
 TASK_OF = dict(zip(DERIVED + OWN_ROW, ("segment", "pose", "obb", "classify", "detect")))
-DATASET_YAMLS = {t: CFG / "datasets" / f"revcol-shapes{s}.yaml" for t, s in (("detect", ""), ("segment", "-seg"), ("pose", "-pose"), ("obb", "-obb"))}
+DATASET_YAMLS = {
+    t: CFG / "datasets" / f"revcol-shapes{s}.yaml"
+    for t, s in (("detect", ""), ("segment", "-seg"), ("pose", "-pose"), ("obb", "-obb"))
+}
 
 # Runs each list of CLI arguments in sys.argv[1] (JSON) as `yolo <args>` does, one after the other in this process.
 CLI_STEPS = textwrap.dedent(
@@ -90,7 +93,9 @@ def cli_run(request, task_data, tmp_path_factory) -> dict:
         ["export", f"model={weights}", "format=onnx", f"imgsz={IMGSZ}"],
     ]
     proc = run([sys.executable, "-c", CLI_STEPS, json.dumps(steps)], cwd=ROOT)
-    return dict(name=request.param, task=task, weights=weights, project=project, image=image, log=proc.stdout + proc.stderr)
+    return dict(
+        name=request.param, task=task, weights=weights, project=project, image=image, log=proc.stdout + proc.stderr
+    )
 
 
 def test_train_val_predict_export_through_the_cli(cli_run):
@@ -158,7 +163,16 @@ def no_weight_init():
     Only for counting: the weights stay uninitialised memory, whose denormals would make a forward pass crawl.
     """
     with pytest.MonkeyPatch.context() as mp:
-        for fn in ("kaiming_uniform_", "kaiming_normal_", "trunc_normal_", "normal_", "uniform_", "constant_", "zeros_", "ones_"):
+        for fn in (
+            "kaiming_uniform_",
+            "kaiming_normal_",
+            "trunc_normal_",
+            "normal_",
+            "uniform_",
+            "constant_",
+            "zeros_",
+            "ones_",
+        ):
             mp.setattr(torch.nn.init, fn, lambda tensor, *args, **kwargs: tensor)
         yield
 
@@ -188,7 +202,10 @@ def test_every_scale_builds_with_the_sizes_its_summary_states(name):
         n_layers = sum(1 for m in layers.modules() if not m._modules)
         params = sum(p.numel() for p in layers.parameters())
         grads = sum(p.numel() for p in layers.parameters() if p.requires_grad)
-        assert summaries[scale].startswith(f"{n_layers} layers, {params} parameters, {grads} gradients"), (scale, summaries[scale])
+        assert summaries[scale].startswith(f"{n_layers} layers, {params} parameters, {grads} gradients"), (
+            scale,
+            summaries[scale],
+        )
 
 
 @pytest.mark.parametrize(
@@ -198,7 +215,8 @@ def test_every_scale_builds_with_the_sizes_its_summary_states(name):
             "yolov8-revcol-cls.yaml",
             1,
             [0, 1, "Classify", ["nc"]],
-            r"layer 1 \(Classify\): takes RevCol layer 0's list of maps directly; select one map first with an Index row",
+            r"layer 1 \(Classify\): takes RevCol layer 0's list of maps directly; "
+            r"select one map first with an Index row",
         ),
         (
             "yolov8-revcol-seg.yaml",

@@ -124,19 +124,35 @@ def edit_args(d: dict, **changes) -> dict:
 @pytest.mark.parametrize(
     "change, match",
     [
-        (lambda d: edit_args(d, channels=[64, 128, 256]), r"layer 0 \(RevCol\).*'channels' must be a list of 4.*\[64, 128, 256\]"),
+        (
+            lambda d: edit_args(d, channels=[64, 128, 256]),
+            r"layer 0 \(RevCol\).*'channels' must be a list of 4.*\[64, 128, 256\]",
+        ),
         (lambda d: edit_args(d, layers=[3, 3, "9", 3]), r"layer 0 \(RevCol\).*'layers' must hold integers >= 1.*'9'"),
         (lambda d: edit_args(d, kernel=4), r"layer 0 \(RevCol\).*'kernel' must be odd, got 4"),
-        (lambda d: edit_args(d, block="convnext", mlp_ratio="big"), r"layer 0 \(RevCol\).*'mlp_ratio' must be a number > 0, got 'big'"),
-        (lambda d: edit_args(d, drop_path=1.5), r"layer 0 \(RevCol\).*'drop_path' must be a number in \[0, 1\), got 1.5"),
-        (lambda d: edit_args(d, columns={"s": 2}), r"layer 0 \(RevCol\): argument 'columns' \{'s': 2\} has no entry for scale 'n'"),
+        (
+            lambda d: edit_args(d, block="convnext", mlp_ratio="big"),
+            r"layer 0 \(RevCol\).*'mlp_ratio' must be a number > 0, got 'big'",
+        ),
+        (
+            lambda d: edit_args(d, drop_path=1.5),
+            r"layer 0 \(RevCol\).*'drop_path' must be a number in \[0, 1\), got 1.5",
+        ),
+        (
+            lambda d: edit_args(d, columns={"s": 2}),
+            r"layer 0 \(RevCol\): argument 'columns' \{'s': 2\} has no entry for scale 'n'",
+        ),
         (lambda d: edit_args(d, columns=0), r"layer 0 \(RevCol\).*'columns' must be an integer >= 1, got 0"),
         (lambda d: edit_args(d, aux=-0.5), r"layer 0 \(RevCol\).*'aux' must be a number >= 0 \(0: off\), got -0.5"),
         (
             lambda d: edit_args(d, checkpoint_every="often"),
-            r"layer 0 \(RevCol\).*'checkpoint_every' must be 'auto' or an integer >= 0 \(0: keep no column\), got 'often'",
+            r"layer 0 \(RevCol\).*'checkpoint_every' must be 'auto' or an integer >= 0 "
+            r"\(0: keep no column\), got 'often'",
         ),
-        (lambda d: edit_args(d, columns=1, aux=0.5), r"layer 0 \(RevCol\).*'aux' supervises the columns before the last"),
+        (
+            lambda d: edit_args(d, columns=1, aux=0.5),
+            r"layer 0 \(RevCol\).*'aux' supervises the columns before the last",
+        ),
         (
             lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, {"reversable": False}]]),
             r"layer 0 \(RevCol\): unknown option 'reversable' \(value False\)",
@@ -151,7 +167,14 @@ def edit_args(d: dict, **changes) -> dict:
         ),
         (
             lambda d: edit(
-                d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, 3, 4, 0.0, True, 0, 1e-6, "c2f", "yolo", 0.5, None, 9]]
+                d,
+                0,
+                [
+                    -1,
+                    1,
+                    "RevCol",
+                    [[64, 128, 256, 512], [1, 1, 1, 1], 2, 3, 4, 0.0, True, 0, 1e-6, "c2f", "yolo", 0.5, None, 9],
+                ],
             ),
             r"layer 0 \(RevCol\): takes at most 13 positional arguments",
         ),
@@ -167,9 +190,15 @@ def edit_args(d: dict, **changes) -> dict:
             lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, 3, 4, {"block": "c2f"}]]),
             r"layer 0 \(RevCol\).*'mlp_ratio' is not used by block 'c2f', got 4",
         ),
-        (lambda d: edit(d, 1, [0, 1, "Index", [256, 1]]), r"layer 1 \(Index\): channels 256 do not match RevCol level 1, which has 128"),
+        (
+            lambda d: edit(d, 1, [0, 1, "Index", [256, 1]]),
+            r"layer 1 \(Index\): channels 256 do not match RevCol level 1, which has 128",
+        ),
         (lambda d: edit(d, 1, [0, 1, "Index", [128, 4]]), r"layer 1 \(Index\): index 4 is out of range"),
-        (lambda d: edit(d, 1, [0, 1, "Conv", [128, 3, 2]]), r"layer 1 \(Conv\): takes RevCol layer 0's list of maps directly"),
+        (
+            lambda d: edit(d, 1, [0, 1, "Conv", [128, 3, 2]]),
+            r"layer 1 \(Conv\): takes RevCol layer 0's list of maps directly",
+        ),
     ],
 )
 def test_bad_revcol_rows_name_layer_argument_and_value(base_yaml, change, match):

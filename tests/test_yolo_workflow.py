@@ -50,7 +50,9 @@ def test_cli_train_writes_checkpoints(cli_run):
 
 
 def test_cli_val(cli_run, tiny_data):
-    proc = run([YOLO_CLI, "val", f"model={cli_run / 'weights' / 'best.pt'}", f"data={tiny_data}", "imgsz=64", "batch=4"])
+    proc = run(
+        [YOLO_CLI, "val", f"model={cli_run / 'weights' / 'best.pt'}", f"data={tiny_data}", "imgsz=64", "batch=4"]
+    )
     # Ultralytics' metrics line: "all <images> <instances> <P> <R> <mAP50> <mAP50-95>" over the 4 val images.
     line = re.search(r"^\s+all\s+4\s+(\d+)((?:\s+[\d.]+){4})\s*$", proc.stdout + proc.stderr, re.M)
     assert line, proc.stdout + proc.stderr

@@ -9,7 +9,10 @@ COMMANDS = {
     "accuracy": ("yolo_revcol.tools.bench_accuracy", "train stock yolov8n and yolov8n-revcol alike: mAP, time, memory"),
     "cfg": ("yolo_revcol.tools.configs", "list the shipped model and dataset YAMLs, or copy one out for editing"),
     "compare": ("yolo_revcol.tools.compare", "params/GFLOPs of RevCol YOLO models vs stock Ultralytics models"),
-    "data": ("yolo_revcol.data.synthetic", "generate the embedded synthetic dataset (detect, segment, pose, obb, classify)"),
+    "data": (
+        "yolo_revcol.data.synthetic",
+        "generate the embedded synthetic dataset (detect, segment, pose, obb, classify)",
+    ),
     "memory": ("yolo_revcol.tools.bench_memory", "memory, reconstruction error and step time of reversible training"),
     "speed": ("yolo_revcol.tools.bench_speed", "CPU inference and training-step time of RevCol vs stock YOLOv8"),
 }

@@ -62,7 +62,12 @@ __all__ = (
 
 CLASS_NAMES = ("circle", "rectangle", "triangle", "star", "cross", "ellipse", "ring", "arrow")
 TASKS = ("detect", "segment", "pose", "obb", "classify")
-LABEL_NOUNS = {"detect": "boxes", "segment": "polygons", "pose": "poses", "obb": "oriented boxes"}  # tasks with label files
+LABEL_NOUNS = {
+    "detect": "boxes",
+    "segment": "polygons",
+    "pose": "poses",
+    "obb": "oriented boxes",
+}  # tasks with label files
 KEYPOINT_NAMES = ("centre", "left", "top", "right", "bottom")  # centroid and extreme points of the whole silhouette
 FLIP_IDX = (0, 3, 2, 1, 4)  # a left-right flip swaps the leftmost and rightmost points
 DATASET_NAMES = {t: "revcol-shapes" + s for t, s in zip(TASKS, ("", "-seg", "-pose", "-obb", "-cls"))}
@@ -519,7 +524,9 @@ def scene_annotations(scene: Scene, min_visible: float = MIN_VISIBLE) -> list[An
             corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
         # Clipping by at most half a pixel keeps every visible pixel centre inside (each lies 0.5 from the edges)
         corners = np.clip(corners, 0, (w, h)).astype(np.float32)
-        annotations.append(Annotation(inst.cls, inst.box, polygon.astype(np.float32), _keypoints(scene, k, inst), corners))
+        annotations.append(
+            Annotation(inst.cls, inst.box, polygon.astype(np.float32), _keypoints(scene, k, inst), corners)
+        )
     return annotations
 
 
@@ -664,7 +671,8 @@ def generate_dataset(
 
     ``detect``, ``segment``, ``pose`` and ``obb`` write ``root/images/{train,val}/NNNNNN.jpg`` and
     ``root/labels/{train,val}/NNNNNN.txt`` in that task's YOLO label format (see the module docstring); the same
-    ``seed`` and ``imgsz`` draw the same images for all four. ``classify`` writes ``root/{train,val}/<class>/NNNNNN.png``,
+    ``seed`` and ``imgsz`` draw the same images for all four. ``classify`` writes
+    ``root/{train,val}/<class>/NNNNNN.png``,
     one roughly centred shape per image, classes balanced. Last comes a marker file holding the arguments. The
     dataset is built in a temporary sibling folder and renamed into place, so an interrupted run never leaves a
     partial dataset at ``root``. A folder at ``root`` that this generator did not write is never deleted unless

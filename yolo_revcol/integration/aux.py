@@ -1,13 +1,14 @@
 """Intermediate supervision for YOLO detection: Detect heads on RevCol's earlier columns, trained with the model's loss.
 
-A RevCol row with ``aux: <weight>`` in its options gets, when the model is built, one Ultralytics ``Detect`` head per
-supervised column (``RevCol.supervised_columns``), reading that column's stride 8/16/32 maps, with the classes and DFL
-channels of the model's own head. The heads are submodules of the RevCol layer, so the optimiser, EMA, checkpoints,
-``resume`` and DDP handle them like any other parameter (DDP sees them because Ultralytics computes the loss inside
-the model's forward, which DDP wraps; code of one's own must consume ``RevCol.pop_aux_outputs`` there too). ``BaseModel.loss`` is wrapped so that in training mode the
-loss becomes ``main + sum(weight_k * aux_k)``, every term computed by the model's own criterion (same targets, same
-assigner). Eval-mode forwards never run the heads, and ``fuse()`` (called before val, predict and export) removes
-them, so inference models carry no trace of them.
+A RevCol row with ``aux: <weight>`` in its options gets, when the model is built, one Ultralytics ``Detect`` head
+per supervised column (``RevCol.supervised_columns``), reading that column's stride 8/16/32 maps, with the classes
+and DFL channels of the model's own head. The heads are submodules of the RevCol layer, so the optimiser, EMA,
+checkpoints, ``resume`` and DDP handle them like any other parameter (DDP sees them because Ultralytics computes the
+loss inside the model's forward, which DDP wraps; code of one's own must consume ``RevCol.pop_aux_outputs`` there
+too). ``BaseModel.loss`` is wrapped so that in training mode the loss becomes ``main + sum(weight_k * aux_k)``,
+every term computed by the model's own criterion (same targets, same assigner). Eval-mode forwards never run the
+heads, and ``fuse()`` (called before val, predict and export) removes them, so inference models carry no trace of
+them.
 
 Only plain detection models take the option: the auxiliary head is a box head, and the loss of segmentation, pose,
 OBB and classification models expects their own outputs.

@@ -136,7 +136,9 @@ def expand_revcol_rows(d: dict, ch: int) -> dict:
         sources = [s if s >= 0 else i + s for s in sources]
         if module in REVCOL_MODULES:
             if i != 0 or f != -1:
-                raise ModelYAMLError(f"model YAML layer {i} (RevCol): RevCol must be layer 0 with from=-1, got from={f}")
+                raise ModelYAMLError(
+                    f"model YAML layer {i} (RevCol): RevCol must be layer 0 with from=-1, got from={f}"
+                )
             named = _named_args(i, args)
             named["columns"] = _columns_for_scale(i, named["columns"], scale)
             try:  # validate the values as written, so messages quote the YAML

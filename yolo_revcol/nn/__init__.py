@@ -13,8 +13,8 @@ from .layers import (
     ReversibleScale,
 )
 from .official import OfficialCheckpointError, official_state_dict
-from .reversible import ReversibleColumns, reconstruct_states
 from .revcol import STEMS, RevCol, Stem
+from .reversible import ReversibleColumns, reconstruct_states
 
 __all__ = (
     "BLOCKS",

@@ -89,8 +89,12 @@ STUDIES = {
     # block counts in the row.
     "budget": [
         Variant("c2f-deeper", "blocks 2/2/6/2 (n: 1/1/2/1)", layers=[2, 2, 6, 2]),
-        Variant("c2f-narrow-p2-deeper", "stride-4 level 32 (n: 8) channels, blocks 1/3/6/3 (n: 1/1/2/1)",
-                channels=[32, 128, 256, 512], layers=[1, 3, 6, 3]),
+        Variant(
+            "c2f-narrow-p2-deeper",
+            "stride-4 level 32 (n: 8) channels, blocks 1/3/6/3 (n: 1/1/2/1)",
+            channels=[32, 128, 256, 512],
+            layers=[1, 3, 6, 3],
+        ),
     ],
     # The neck reads P3-P5 of the last column; at n the shipped row hands it half of stock's widths (32/64/128).
     "width": [
@@ -100,9 +104,15 @@ STUDIES = {
     # RevCol modules laid out as the stock backbone (widths, blocks per level, 3x3 stem): separates what the layout
     # costs from what the columns add.
     "stocklike": [
-        Variant(f"c2f-stocklike-{n}col", f"{n} column{'s' if n > 1 else ''}, 3x3 s2 stem, stock widths and blocks "
-                "128/256/512/1024, 3/6/6/3 (n: 32/64/128/256, 1/2/2/1)", {"stem": "yolo"},
-                columns=n, channels=[128, 256, 512, 1024], layers=[3, 6, 6, 3])
+        Variant(
+            f"c2f-stocklike-{n}col",
+            f"{n} column{'s' if n > 1 else ''}, 3x3 s2 stem, stock widths and blocks "
+            "128/256/512/1024, 3/6/6/3 (n: 32/64/128/256, 1/2/2/1)",
+            {"stem": "yolo"},
+            columns=n,
+            channels=[128, 256, 512, 1024],
+            layers=[3, 6, 6, 3],
+        )
         for n in (1, 2)
     ],
     "supervision": [Variant(f"c2f-aux{w:g}", f"aux {w:g}: Detect head on column 1", {"aux": w}) for w in (0.5, 1.0)],
@@ -232,7 +242,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options (training settings and seeds as in ``yolo-revcol accuracy``)."""
     p = argparse.ArgumentParser(prog="yolo-revcol ablation", description=__doc__.split("\n\n")[0])
     p.add_argument("--study", nargs="+", choices=list(STUDIES), default=list(STUDIES))
-    p.add_argument("--variants", nargs="+", help="only these variants (names as in the tables; stock and shipped always)")
+    p.add_argument(
+        "--variants", nargs="+", help="only these variants (names as in the tables; stock and shipped always)"
+    )
     p.add_argument("--scale", default="n", choices=list("nsmlx"))
     p.add_argument("--data", help=f"dataset YAML (default cfg/{DEFAULT_DATA}; --quick: a tiny generated one)")
     p.add_argument("--no-train", action="store_true", help="params and GFLOPs only")
@@ -305,7 +317,9 @@ def main(argv: list[str] | None = None) -> int:
                 echo=False,  # refreshed after every finished run; the tables are printed once at the end
             )
         if not args.no_train:
-            scatter(list(rows.values()), f"stock yolov8{args.scale} and RevCol variants", args.out / "ablation_scatter.png")
+            scatter(
+                list(rows.values()), f"stock yolov8{args.scale} and RevCol variants", args.out / "ablation_scatter.png"
+            )
 
     if args.no_train:
         report({})

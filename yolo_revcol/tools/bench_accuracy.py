@@ -354,7 +354,15 @@ CSV_HEADER += ("train_s", "loop_s", "peak_rss_mib", "save_dir")
 def run_rows(results: dict[str, list[Result]]) -> list[list]:
     """One row per run: model and seed, mAP, times, memory."""
     return [
-        [r.name, r.seed, f"{r.map50:.3f}", f"{r.map50_95:.3f}", f"{r.train_s:.0f}", f"{r.loop_s:.0f}", f"{r.rss_mib:.0f}"]
+        [
+            r.name,
+            r.seed,
+            f"{r.map50:.3f}",
+            f"{r.map50_95:.3f}",
+            f"{r.train_s:.0f}",
+            f"{r.loop_s:.0f}",
+            f"{r.rss_mib:.0f}",
+        ]
         for runs in results.values()
         for r in runs
     ]
@@ -486,7 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     models = [resolve_model(m) for m in args.models]
     results = train_all(models, args.seeds, data, project / stem, settings, args.jobs)
 
-    tables = markdown_table(SUMMARY_HEADER, summary_rows(results)) + "\n" + markdown_table(RUN_HEADER, run_rows(results))
+    tables = (
+        markdown_table(SUMMARY_HEADER, summary_rows(results)) + "\n" + markdown_table(RUN_HEADER, run_rows(results))
+    )
     note = (
         f"Measured by `{command_line()}` on {machine()}.\n"
         f"Dataset {stem}; from scratch, identical settings, seeds {', '.join(map(str, args.seeds))}: "

@@ -204,7 +204,6 @@ class CheckpointedRevCol(nn.Module):
         return column(x, list(prev) if prev else None)
 
 
-
 def build_model(
     cfg: BenchConfig, block: str, columns: int, mode: str, seed: int | None = None, every: int = 0
 ) -> nn.Module:
@@ -403,7 +402,6 @@ def _peak_rss_kib() -> tuple[int, int]:
     except OSError:
         pass
     return ru, ru
-
 
 
 def rss_worker(spec: dict) -> dict:
@@ -613,7 +611,6 @@ def measure_gradient_error(
     return rel([pq for pq, m in zip(pairs, mask) if m]), rel(pairs)
 
 
-
 # ---------------------------------------------------------------------------------------------------------------
 # 3. Step time
 # ---------------------------------------------------------------------------------------------------------------
@@ -759,7 +756,8 @@ def rss_section(cfg: BenchConfig) -> Section:
         return Section("", records, dict(rss=rss))
     rows = [
         [block, c, mode, f"{r['before'] / 1024:.1f}", f"{r['peak'] / 1024:.1f}",
-         f"{(r['peak'] - r['before']) / 1024:.1f}", f"{(r['warm'] - r['base']) / 1024:.1f}", f"{r['grad_bytes'] / MIB:.1f}"]
+         f"{(r['peak'] - r['before']) / 1024:.1f}", f"{(r['warm'] - r['base']) / 1024:.1f}",
+         f"{r['grad_bytes'] / MIB:.1f}"]
         for (block, mode, c), r in rss.items()
     ]  # fmt: skip
 
@@ -798,8 +796,16 @@ def rss_section(cfg: BenchConfig) -> Section:
         "mark but never below the parent's RSS when the child was spawned, which hides small configurations. " + reset,
         "",
         markdown_table(
-            ["block", "columns", "mode", "before (MiB)", "step peak (MiB)", "step peak - before (MiB)",
-             "first step peak - base (MiB)", "grads (MiB)"],
+            [
+                "block",
+                "columns",
+                "mode",
+                "before (MiB)",
+                "step peak (MiB)",
+                "step peak - before (MiB)",
+                "first step peak - base (MiB)",
+                "grads (MiB)",
+            ],
             rows,
         ),  # fmt: skip
         "Same ratios on RSS (informational; RSS also counts the transient gradients and recomputation buffers "
@@ -973,8 +979,15 @@ def time_section(cfg: BenchConfig) -> Section:
         "every mode (order rotated every round); medians. Ratios of medians, from one run of the command.",
         "",
         markdown_table(
-            ["block", "columns", "plain (s)", "reversible (s)", "checkpoint (s)", "reversible / plain",
-             "checkpoint / plain"],
+            [
+                "block",
+                "columns",
+                "plain (s)",
+                "reversible (s)",
+                "checkpoint (s)",
+                "reversible / plain",
+                "checkpoint / plain",
+            ],
             rows,
         ),  # fmt: skip
     ]
@@ -1073,8 +1086,14 @@ def readme_block(cfg: BenchConfig, sections: dict[str, Section], note: str) -> s
             f"{hi}]; convnext layer scales about {cfg.gamma}):",
             "",
             markdown_table(
-                ["block", "columns", "float32, K=0", "float32, K=2", "bf16 autocast, K=0",
-                 "bf16 autocast, K=2 (worst column)"],
+                [
+                    "block",
+                    "columns",
+                    "float32, K=0",
+                    "float32, K=2",
+                    "bf16 autocast, K=0",
+                    "bf16 autocast, K=2 (worst column)",
+                ],
                 rec_rows,
             ),  # fmt: skip
             f"Each further reconstructed column multiplies the error by (geometric mean, range; K=0 at "
@@ -1217,8 +1236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         [[r.get(k, "") for k in CSV_KEYS] for r in records],
         plot=lambda path: plot(path, cfg, sections),
         readme=args.readme,
-        readme_text=readme_block(cfg, sections, f"{note}Full tables, peak RSS, gradient checks and the plot: "
-                                 f"`{args.out / 'memory.md'}`.\n"),
+        readme_text=readme_block(
+            cfg, sections, f"{note}Full tables, peak RSS, gradient checks and the plot: `{args.out / 'memory.md'}`.\n"
+        ),
     )
     passed = all(v is None or v <= limit for v, limit in sections["saved bytes"].data["targets"].values())
     print("targets:", "PASS" if passed else "FAIL", "(informational at --quick sizes)" if args.quick else "")

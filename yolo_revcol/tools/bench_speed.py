@@ -255,12 +255,12 @@ def bench_inference(scale: str, sizes: list[int], args: argparse.Namespace, tmp:
         x = torch.rand(1, 3, imgsz, imgsz, generator=torch.Generator().manual_seed(0))
         print(f"== {scale} {imgsz}: {EAGER}", flush=True)
         with torch.inference_mode():
-            fns = {n: (lambda m=m: m(x)) for n, m in zip(names, models)}
+            fns = {n: (lambda m=m, x=x: m(x)) for n, m in zip(names, models)}
             times = interleave(fns, args.rounds, args.runs, args.warmup, args.threads)
         rows.append(Row(scale, EAGER, imgsz, 1, times[names[0]], times[names[1]]))
         print(f"== {scale} {imgsz}: {BACKBONE}", flush=True)
         with torch.inference_mode():
-            fns = {n: (lambda m=m: backbone_forward(m, x)) for n, m in zip(names, models)}
+            fns = {n: (lambda m=m, x=x: backbone_forward(m, x)) for n, m in zip(names, models)}
             times = interleave(fns, args.rounds, args.runs, args.warmup, args.threads)
         rows.append(Row(scale, BACKBONE, imgsz, 1, times[names[0]], times[names[1]]))
         if args.profile:
@@ -271,7 +271,8 @@ def bench_inference(scale: str, sizes: list[int], args: argparse.Namespace, tmp:
             sessions = [ort_session(export_onnx(ckpt, imgsz), args.threads) for ckpt in checkpoints]
             feed = x.numpy()
             print(f"== {scale} {imgsz}: {ORT}", flush=True)
-            fns = {n: (lambda s=s, f={s.get_inputs()[0].name: feed}: s.run(None, f)) for n, s in zip(names, sessions)}
+            feeds = [{s.get_inputs()[0].name: feed} for s in sessions]
+            fns = {n: (lambda s=s, f=f: s.run(None, f)) for n, s, f in zip(names, sessions, feeds)}
             times = interleave(fns, args.rounds, args.runs, args.warmup, args.threads)
             rows.append(Row(scale, ORT, imgsz, 1, times[names[0]], times[names[1]]))
     return rows
@@ -376,7 +377,13 @@ def plot(rows: list[Row], title: str, path: Path) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
 
-    colors = {EAGER: "tab:blue", BACKBONE: "tab:cyan", ORT: "tab:orange", TRAIN_REV: "tab:green", TRAIN_PLAIN: "tab:gray"}
+    colors = {
+        EAGER: "tab:blue",
+        BACKBONE: "tab:cyan",
+        ORT: "tab:orange",
+        TRAIN_REV: "tab:green",
+        TRAIN_PLAIN: "tab:gray",
+    }
     with figure(path, figsize=(max(7.0, 0.6 * len(rows) + 4), 4.5)) as (_, ax):
         draw_ratios(ax, rows, colors, title)
         handles = [Rectangle((0, 0), 1, 1, color=c) for m, c in colors.items() if any(r.measure == m for r in rows)]
@@ -446,7 +453,7 @@ def describe(args: argparse.Namespace) -> str:
 
         parts.append(
             f"; ONNX Runtime {onnxruntime.__version__} CPUExecutionProvider on the file of Ultralytics' exporter "
-            f"(`YOLO(checkpoint).export(format=\"onnx\", imgsz=...)`, defaults: float32, static shape, onnxslim), "
+            f'(`YOLO(checkpoint).export(format="onnx", imgsz=...)`, defaults: float32, static shape, onnxslim), '
             "default graph optimizations"
         )
     parts.append(f". Threads for torch and ONNX Runtime (intra-op): {args.threads}.")
@@ -487,7 +494,9 @@ def main(argv: list[str] | None = None) -> int:
     note = f"Measured by `{command_line()}` on {machine()}.\n" + describe(args)
     title = f"RevCol / stock YOLOv8 time on CPU, threads: {args.threads} (lower is faster)"
     text = note + "\n" + markdown_table(HEADER, table_rows(rows))
-    write_result(args.out / "speed", text, CSV_HEADER, csv_rows(rows), lambda path: plot(rows, title, path), args.readme)
+    write_result(
+        args.out / "speed", text, CSV_HEADER, csv_rows(rows), lambda path: plot(rows, title, path), args.readme
+    )
     if args.profiles:
         text = f"Measured by `{command_line()}` on {machine()}.\n\n" + profile_report(args.profiles, args.profile)
         (args.out / "speed_profile.md").write_text(text)

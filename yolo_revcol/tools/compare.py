@@ -43,6 +43,8 @@ PAPER_PAIRS = (
 PAPER_BLOCK = "compare-paper"
 README_BLOCKS = {"yolov8": "compare-yolov8"}  # the other families share one per-task block
 TASKS_BLOCK = "compare-tasks"
+
+
 @dataclass
 class Summary:
     """Size of one model."""
@@ -244,7 +246,7 @@ def paper_csv_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
 
 
 def write_paper(imgsz: int, out: Path, readme: Path | None) -> None:
-    """Compare the paper's T/S/B YAMLs with stock YOLOv8: print, write ``compare_paper.{md,csv}``, fill the README block."""
+    """Compare the paper's T/S/B YAMLs with stock YOLOv8: print, write ``compare_paper.{md,csv}``, fill README."""
     pairs = compare_paper(imgsz)
     note = f"Measured by `{command_line()}` at imgsz {imgsz} on {machine()}.\n"
     text = note + "\n" + markdown_table(PAPER_HEADER, paper_rows(pairs))
@@ -260,7 +262,9 @@ def table_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
         rows.append([scale, stock.name, stock.layers, f"{stock.params / 1e6:.2f}", f"{stock.gflops:.1f}", "", "", ""])
         ok = "yes" if p <= TARGET and g <= TARGET else "no"
         name = ours.name + (f" (+{ours.train_only / 1e6:.2f}M training-only)" if ours.train_only else "")
-        rows.append([scale, name, ours.layers, f"{ours.params / 1e6:.2f}", f"{ours.gflops:.1f}", f"{p:.3f}", f"{g:.3f}", ok])
+        rows.append(
+            [scale, name, ours.layers, f"{ours.params / 1e6:.2f}", f"{ours.gflops:.1f}", f"{p:.3f}", f"{g:.3f}", ok]
+        )
     return rows
 
 
@@ -301,7 +305,9 @@ def task_table(results: dict[str, list[tuple[Summary, Summary]]]) -> str:
                 cells.append(f"**{r:.3f}**" if r > TARGET else f"{r:.3f}")
                 if r > TARGET:
                     misses.append((family, f"{ours.name} {label.split()[0]} {r:.3f}x"))
-            names = (PAIRS[family][1].format(s=""), PAIRS[family][0].format(s=""), stock0.task) if i == 0 else ("", "", "")
+            names = (
+                (PAIRS[family][1].format(s=""), PAIRS[family][0].format(s=""), stock0.task) if i == 0 else ("", "", "")
+            )
             rows.append([*(n.removesuffix(".yaml") for n in names), label, *cells])
     table = markdown_table(header, rows)
     if misses:
@@ -351,13 +357,15 @@ def main(argv: list[str] | None = None) -> int:
         help=f"model families to compare: {', '.join(PAIRS)}, or all (default: yolov8)",
     )
     parser.add_argument("--scales", nargs="+", default=list(SCALES), choices=list(SCALES))
-    parser.add_argument("--imgsz", type=int, default=640, help=f"image size for GFLOPs (default 640; -cls: {CLS_IMGSZ})")
+    parser.add_argument(
+        "--imgsz", type=int, default=640, help=f"image size for GFLOPs (default 640; -cls: {CLS_IMGSZ})"
+    )
     parser.add_argument("--out", type=Path, default=Path("results"), help="folder for compare_<family>.md/.csv/.png")
     parser.add_argument(
         "--readme",
         type=Path,
-        help="also replace this file's <!-- compare-yolov8:start/end --> block (yolov8) and <!-- compare-tasks:start/end --> "
-        "block (every other family compared)",
+        help="also replace this file's <!-- compare-yolov8:start/end --> block (yolov8) and "
+        "<!-- compare-tasks:start/end --> block (every other family compared)",
     )
     parser.add_argument(
         "--paper",

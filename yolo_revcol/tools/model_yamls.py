@@ -1,8 +1,9 @@
 """Keep the RevCol model YAMLs in step: one RevCol backbone row everywhere, and summary comments that match the models.
 
 Every YOLOv8 task YAML (``-seg``, ``-pose``, ``-obb``, ``-cls``) uses the RevCol row of ``cfg/yolov8-revcol.yaml``
-verbatim. After that row changes, ``--sync`` copies it (and the Index rows' arguments) into them, and the scale lines' summary comments are rewritten from the built models, as Ultralytics
-writes them in its own YAMLs (``model.info()``'s figures; classification GFLOPs at 224, detection-like at 640).
+verbatim. After that row changes, ``--sync`` copies it (and the Index rows' arguments) into them, and the scale
+lines' summary comments are rewritten from the built models, as Ultralytics writes them in its own YAMLs
+(``model.info()``'s figures; classification GFLOPs at 224, detection-like at 640).
 
 Examples:
     python -m yolo_revcol.tools.model_yamls --sync          # sync rows, rewrite summaries of the derived YAMLs
@@ -97,9 +98,15 @@ def out_of_step(path: Path, reference: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Sync rows and/or rewrite summary comments; with ``--check``, report what is out of step and exit 1."""
-    parser = argparse.ArgumentParser(prog="python -m yolo_revcol.tools.model_yamls", description=__doc__.split("\n\n")[0])
-    parser.add_argument("yamls", nargs="*", type=Path, help=f"model YAMLs (default: the derived ones in cfg/: {', '.join(DERIVED)})")
-    parser.add_argument("--sync", action="store_true", help=f"copy the RevCol and Index rows from cfg/{REFERENCE} first")
+    parser = argparse.ArgumentParser(
+        prog="python -m yolo_revcol.tools.model_yamls", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "yamls", nargs="*", type=Path, help=f"model YAMLs (default: the derived ones in cfg/: {', '.join(DERIVED)})"
+    )
+    parser.add_argument(
+        "--sync", action="store_true", help=f"copy the RevCol and Index rows from cfg/{REFERENCE} first"
+    )
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
     args = parser.parse_args(argv)
     paths = args.yamls or [cfg_dir() / name for name in DERIVED + OWN_ROW]
