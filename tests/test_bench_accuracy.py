@@ -96,3 +96,11 @@ def test_summary_rows_aggregate_seeds_and_compare_with_the_first_model():
     assert rows[0][6] == "0.310 ± 0.010" and rows[1][6] == "0.210 ± 0.010"
     assert rows[0][7:10] == ["1.000", "", "baseline"]
     assert rows[1][7] == "0.677" and rows[1][9] == "worse"
+
+
+def test_one_seed_shows_no_spread_and_decides_nothing():
+    def result(name, m):
+        return Result(name, 2_000_000, 1.0, 6.0, m, m, 100.0, 90.0, 1000.0, "", [m], 0)
+
+    rows = summary_rows({"a": [result("a", 0.30)], "b": [result("b", 0.20)]})
+    assert rows[1][6] == "0.200" and rows[1][8] == "-0.100" and rows[1][9] == "n/a"  # no "± 0.000", no "± nan"

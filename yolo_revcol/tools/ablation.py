@@ -44,8 +44,10 @@ from .bench_accuracy import (
     Result,
     add_training_arguments,
     decide,
+    diff_se,
     fill_training_defaults,
     mean_std,
+    pm,
     resolve_data,
     settings_of,
     train_all,
@@ -184,8 +186,8 @@ def table_rows(stock: Row, shipped: Row, rows: list[Row]) -> list[list]:
         if r.runs:
             m, sd = mean_std(r.maps)
             base = mean_std(stock.maps)[0] if stock.runs else math.nan
-            cells += [f"{m:.3f} ± {sd:.3f}", f"{m / base:.3f}" if base else ""]
-            cells += [f"{cmp[0]:+.3f} ± {cmp[1]:.3f}", cmp[2]] if cmp else ["", "reference" if r is shipped else ""]
+            cells += [pm(r.maps), f"{m / base:.3f}" if base else ""]
+            cells += [diff_se(*cmp[:2]), cmp[2]] if cmp else ["", "reference" if r is shipped else ""]
             cells += [f"{mean_std([x.train_s for x in r.runs])[0]:.0f}"]
         else:
             cells += ["", "", "", "", ""]

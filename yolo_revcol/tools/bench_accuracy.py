@@ -339,9 +339,14 @@ def ratio(a: float, b: float) -> str:
 
 
 def pm(values: list[float]) -> str:
-    """``mean ± std`` with three decimals."""
+    """``mean ± std`` with three decimals; a single value alone (one seed has no spread to show)."""
     m, s = mean_std(values)
-    return f"{m:.3f} ± {s:.3f}"
+    return f"{m:.3f} ± {s:.3f}" if len(values) > 1 else f"{m:.3f}"
+
+
+def diff_se(diff: float, se: float) -> str:
+    """``difference ± SE`` with three decimals; the difference alone where the SE is undefined (one seed)."""
+    return f"{diff:+.3f}" if math.isnan(se) else f"{diff:+.3f} ± {se:.3f}"
 
 
 RUN_HEADER = ("model", "seed", "mAP50", "mAP50-95", "train (s)", "loop (s)", "peak RSS (MiB)")
@@ -380,7 +385,7 @@ def summary_rows(results: dict[str, list[Result]]) -> list[list]:
             versus = ["1.000", "", "baseline"]
         else:
             diff, se, verdict = decide(maps, base_maps)
-            versus = [ratio(mean_std(maps)[0], mean_std(base_maps)[0]), f"{diff:+.3f} ± {se:.3f}", verdict]
+            versus = [ratio(mean_std(maps)[0], mean_std(base_maps)[0]), diff_se(diff, se), verdict]
         rows.append(
             [r0.name, params, f"{r0.gflops:.2f}", f"{r0.gflops_640:.1f}", len(runs)]
             + [pm([r.map50 for r in runs]), pm(maps)]
