@@ -68,17 +68,53 @@ def module_classes() -> list[type]:
     ]
 
 
+def wrap_once(owner, name: str, wrap) -> None:
+    """Replace ``owner.name`` by ``wrap(owner.name)`` unless it is wrapped already (``register()`` may run again).
+
+    Args:
+        owner (module | type): Module or class holding the function.
+        name (str): Attribute name of the function.
+        wrap (Callable): Returns the wrapped function, given the current one.
+    """
+    current = getattr(owner, name)
+    if not getattr(current, _MARK, False):
+        wrapped = wrap(current)
+        setattr(wrapped, _MARK, True)
+        setattr(owner, name, wrapped)
+
+
+def with_revcol_rows(original):
+    """Wrap ``parse_model``: expand RevCol rows for the model's scale, build with Ultralytics', add aux heads."""
+
+    @functools.wraps(original)
+    def parse_model(d, ch, verbose=True):
+        layers, save = original(expand_revcol_rows(d, ch), ch, verbose)
+        attach_aux_heads(layers, verbose)
+        return layers, save
+
+    return parse_model
+
+
+def with_revcol_fuse(original):
+    """Wrap ``BaseModel.fuse``: fuse RevCol backbones first, so Ultralytics' summary describes the fused model."""
+
+    @functools.wraps(original)
+    def fuse(self, *args, **kwargs):
+        for m in list(self.modules()):  # listed first: fusing drops RevCol's auxiliary heads
+            if isinstance(m, revcol_nn.RevCol):
+                m.fuse()
+        return original(self, *args, **kwargs)
+
+    return fuse
+
+
 def patch_trainer(trainer) -> None:
     """Wrap ``trainer.BaseTrainer.build_optimizer`` (once) so RevCol's layer scales and alphas stay undecayed.
 
     Args:
         trainer (module): ``ultralytics.engine.trainer``, fully imported.
     """
-    cls = trainer.BaseTrainer
-    if not getattr(cls.build_optimizer, _MARK, False):
-        build = with_no_decay(cls.build_optimizer)
-        setattr(build, _MARK, True)
-        cls.build_optimizer = build
+    wrap_once(trainer.BaseTrainer, "build_optimizer", with_no_decay)
 
 
 def register() -> None:
@@ -93,39 +129,10 @@ def register() -> None:
     check_ultralytics_version(ultralytics.__version__)
     resolve.install()  # YOLO("yolov8n-revcol.yaml"), data=revcol-shapes.yaml from any folder
     tasks.RevCol = revcol_nn.RevCol  # parse_model resolves YAML module names in this namespace
-    if not getattr(tasks.parse_model, _MARK, False):
-        original = tasks.parse_model
-
-        @functools.wraps(original)
-        def parse_model(d, ch, verbose=True):
-            """Expand RevCol rows for the model's scale, build with Ultralytics' own parse_model, add aux heads."""
-            layers, save = original(expand_revcol_rows(d, ch), ch, verbose)
-            attach_aux_heads(layers, verbose)
-            return layers, save
-
-        setattr(parse_model, _MARK, True)
-        tasks.parse_model = parse_model
-    if not getattr(tasks.BaseModel.fuse, _MARK, False):
-        original_fuse = tasks.BaseModel.fuse
-
-        @functools.wraps(original_fuse)
-        def fuse(self, *args, **kwargs):
-            """Fuse RevCol backbones first, so the summary Ultralytics prints afterwards describes the fused model."""
-            for m in list(self.modules()):  # listed first: fusing drops RevCol's auxiliary heads
-                if isinstance(m, revcol_nn.RevCol):
-                    m.fuse()
-            return original_fuse(self, *args, **kwargs)
-
-        setattr(fuse, _MARK, True)
-        tasks.BaseModel.fuse = fuse
-    if not getattr(tasks.BaseModel.loss, _MARK, False):
-        loss = with_aux_loss(tasks.BaseModel.loss)
-        setattr(loss, _MARK, True)
-        tasks.BaseModel.loss = loss
-    if not getattr(tasks.BaseModel.load, _MARK, False):  # stock weights: neck and head by structure
-        load = with_structural_transfer(tasks.BaseModel.load)
-        setattr(load, _MARK, True)
-        tasks.BaseModel.load = load
+    wrap_once(tasks, "parse_model", with_revcol_rows)
+    wrap_once(tasks.BaseModel, "fuse", with_revcol_fuse)
+    wrap_once(tasks.BaseModel, "loss", with_aux_loss)
+    wrap_once(tasks.BaseModel, "load", with_structural_transfer)  # stock weights: neck and head by structure
     trainer = sys.modules.get(startup.TRAINER)
     if trainer is not None and hasattr(trainer, "BaseTrainer"):
         patch_trainer(trainer)
