@@ -30,13 +30,9 @@ from collections.abc import Sequence
 from torch import nn
 
 from ..nn.revcol import RevCol
+from .aux import revcol_of
 
 __all__ = ("StockLayers", "revcol_section_end", "structural_pairs", "with_structural_transfer")
-
-
-def _has_revcol(model: nn.Module) -> bool:
-    """Whether any submodule of ``model`` is a RevCol."""
-    return any(isinstance(m, RevCol) for m in model.modules())
 
 
 def _sources(layer: nn.Module, i: int) -> list[int]:
@@ -145,7 +141,7 @@ def with_structural_transfer(load):
         """Re-index a stock source to our layer positions, then load it with Ultralytics' own rules."""
         source = (weights.get("ema") or weights.get("model")) if isinstance(weights, dict) else weights
         layers = getattr(source, "model", None)
-        if isinstance(layers, nn.Sequential) and _has_revcol(self) and not _has_revcol(source):
+        if isinstance(layers, nn.Sequential) and revcol_of(self) is not None and revcol_of(source) is None:
             pairs = structural_pairs(self, source)
             if kwargs.get("verbose", args[0] if args else True):
                 from ultralytics.utils import LOGGER
