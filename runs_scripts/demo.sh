@@ -3,23 +3,24 @@
 # synthetic dataset for a few epochs, validate, predict on an image and save the annotated picture, then print
 # params/GFLOPs next to stock yolov8n.
 #
-# Usage: bash runs_scripts/demo.sh [EPOCHS]      (default 10 epochs at imgsz 256)
-# A few CPU epochs show the whole workflow, not final accuracy: runs_scripts/bench_accuracy.py measures that.
+# Usage: bash runs_scripts/demo.sh [EPOCHS]      (default 10 epochs of the benchmarks' recipe, `yolo-revcol recipe`)
+# A few CPU epochs show the whole workflow, not final accuracy: `yolo-revcol accuracy` measures that with the same
+# recipe at its full 40 epochs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source runs_scripts/setup.sh
 
 EPOCHS="${1:-10}"
-IMGSZ=256
+RECIPE="$(yolo-revcol recipe --epochs "$EPOCHS")"  # epochs, imgsz, batch, optimizer, lr0, warm-up... defined once
+IMGSZ="$(echo "$RECIPE" | tr ' ' '\n' | sed -n 's/^imgsz=//p')"
 DATA=cfg/datasets/revcol-shapes.yaml
 RUN="$PWD/runs/demo"  # absolute: Ultralytics puts relative projects under runs/<task>/
 export YOLO_OFFLINE=1  # nothing here needs the network
 python -m yolo_revcol.integration.offline  # local fonts, so Ultralytics does not try to download Arial.ttf
 
-echo "== train: yolov8n-revcol, $EPOCHS epochs, imgsz $IMGSZ, CPU"
-# Short-schedule settings: a higher AdamW rate and a one-epoch warm-up instead of the 3-epoch default.
-yolo train model=cfg/yolov8n-revcol.yaml data="$DATA" epochs="$EPOCHS" imgsz="$IMGSZ" batch=16 workers=2 \
-    optimizer=AdamW lr0=0.003 warmup_epochs=1 close_mosaic=3 device=cpu seed=0 project="$RUN" name=train exist_ok=True
+echo "== train: yolov8n-revcol, CPU: $RECIPE"
+# shellcheck disable=SC2086  # the recipe is several key=value words
+yolo train model=cfg/yolov8n-revcol.yaml data="$DATA" $RECIPE project="$RUN" name=train exist_ok=True
 WEIGHTS="$RUN/train/weights/best.pt"
 
 echo "== val"
