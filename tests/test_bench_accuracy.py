@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
+import re
+import subprocess
 
 import pytest
 from conftest import BIN, CFG, run
 
-from yolo_revcol.tools.bench_accuracy import Result, decide, mean_std, resolve_model, summary_rows
+from yolo_revcol.tools.bench_accuracy import (
+    Result,
+    Settings,
+    decide,
+    equal_cost_rows,
+    frontier_at,
+    mean_std,
+    resolve_model,
+    run_key,
+    scaled_stock_yaml,
+    summary_rows,
+    train_cached,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +47,8 @@ def quick_run(tmp_path_factory):
         str(out / "runs"),
     ]
     first = run([*cmd, "--readme", str(readme)], env={"YOLO_OFFLINE": "1"}, timeout=400)
+    # A fresh project folder: the second run finds every run in the ledger under --out alone.
+    cmd[cmd.index("--project") + 1] = str(out / "runs-again")
     second = run(cmd, env={"YOLO_OFFLINE": "1"}, timeout=400)
     return out, readme, first.stdout, second.stdout
 
@@ -66,6 +83,19 @@ def test_quick_run_replaces_readme_block_and_second_run_reuses_every_run(quick_r
     text = readme.read_text()
     assert "old" not in text and "| yolov8n-revcol |" in text and text.endswith("rest\n")
     assert "reused run" not in first and second.count("(reused run)") == 4
+
+
+def test_quick_run_keeps_every_run_in_the_ledger(quick_run):
+    out, _, _, _ = quick_run
+    ledger = sorted(p.name for p in (out / "runs" / "quick-shapes").glob("*.json"))
+    assert [name.rsplit("-", 1)[0] for name in ledger] == [
+        "yolov8n-revcol-seed0",
+        "yolov8n-revcol-seed1",
+        "yolov8n-seed0",
+        "yolov8n-seed1",
+    ]
+    first = json.loads((out / "runs" / "quick-shapes" / ledger[0]).read_text())
+    assert first["seed"] == 0 and len(first["curve"]) == 1 and 0 <= first["map50_95"] <= 1
 
 
 def test_resolve_model_finds_repo_yamls_and_leaves_ultralytics_names():
@@ -104,3 +134,101 @@ def test_one_seed_shows_no_spread_and_decides_nothing():
 
     rows = summary_rows({"a": [result("a", 0.30)], "b": [result("b", 0.20)]})
     assert rows[1][6] == "0.200" and rows[1][8] == "-0.100" and rows[1][9] == "n/a"  # no "± 0.000", no "± nan"
+
+
+def _size(yaml_path) -> tuple[int, list[int]]:
+    """Parameters and the backbone's output channels of a detection model built from a YAML (nc 80)."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    model = DetectionModel(str(yaml_path), verbose=False)
+    return sum(p.numel() for p in model.parameters()), [m.cv2.conv.out_channels for m in model.model[2:9:2]]
+
+
+def test_scaled_stock_at_its_own_multiples_is_the_stock_model(tmp_path):
+    path = scaled_stock_yaml("yolov8n@d0.33w0.25", tmp_path)
+    assert path.name == "yolov8n-d0.33-w0.25.yaml"
+    assert _size(path) == _size("yolov8n.yaml")
+
+
+def test_scaled_stock_narrows_every_layer_as_ultralytics_scales_widths(tmp_path):
+    path = scaled_stock_yaml("yolov8n@d0.17w0.21", tmp_path)
+    params, channels = _size(path)
+    stock_params, _ = _size("yolov8n.yaml")
+    # make_divisible(c * 0.21, 8) of the C2f widths 128/256/512/1024 (the last is SPPF's input, C2f at P5)
+    assert channels == [32, 56, 112, 216] and params < 0.8 * stock_params
+    width_only = scaled_stock_yaml("yolov8n@w0.21", tmp_path)
+    assert width_only.name == "yolov8n-d0.33-w0.21.yaml"  # the scale's own depth kept
+    assert resolve_model("yolov8n@w0.21", tmp_path) == str(width_only.resolve())
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("yolov8n@", "expected e.g. yolov8n@w0.21"),
+        ("yolov8n@x0.2", "expected e.g. yolov8n@w0.21"),
+        ("yolov9n@w0.2", "expected e.g. yolov8n@w0.21"),
+        ("yolov8n@w0", "width multiple 0 must be in (0, 4]"),
+        ("yolov8n@d0.1.2", "depth multiple '0.1.2' is not a number"),
+    ],
+)
+def test_scaled_stock_names_the_bad_value(tmp_path, name, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        scaled_stock_yaml(name, tmp_path)
+
+
+def test_accuracy_command_refuses_a_bad_scaled_name():
+    cmd = [str(BIN / "yolo-revcol"), "accuracy", "--models", "yolov8n.yaml", "yolov8n@q1"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "yolov8n@q1" in result.stderr
+
+
+def test_ledger_run_is_reused_by_key_and_its_notes_ignored(tmp_path):
+    data, settings = str(CFG / "datasets" / "revcol-shapes.yaml"), Settings(seed=3)
+    key = run_key("yolov8n.yaml", data, settings)
+    assert key != run_key("yolov8n.yaml", data, Settings(seed=4))
+    ledger = tmp_path / "ledger"
+    ledger.mkdir()
+    fields = dict(params=1, gflops=0.1, gflops_640=1.0, map50=0.5, map50_95=0.25, train_s=1.0, loop_s=1.0)
+    fields.update(rss_mib=1.0, save_dir="gone", seed=3, source="imported")
+    (ledger / f"anything-seed3-{key}.json").write_text(json.dumps(fields))
+    result, reused = train_cached("yolov8n.yaml", data, tmp_path / "project", settings, tmp_path, ledger)
+    assert reused and result.map50_95 == 0.25 and result.name == "yolov8n" and result.curve == []
+
+
+def test_recipe_prints_the_benchmark_settings_as_yolo_arguments():
+    out = run([str(BIN / "yolo-revcol"), "recipe", "--epochs", "3"]).stdout.split()
+    args = dict(word.split("=", 1) for word in out)
+    expected = {k: str(v) for k, v in vars(Settings(epochs=3)).items()}
+    assert args == expected and args["lr0"] == str(Settings().lr0)
+    bad = subprocess.run([str(BIN / "yolo-revcol"), "recipe", "--epochs", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--epochs must be >= 1, got 0" in bad.stderr
+
+
+def test_demo_trains_with_the_recipe_and_no_settings_of_its_own():
+    demo = (CFG.parent / "runs_scripts" / "demo.sh").read_text()
+    assert 'yolo-revcol recipe --epochs "$EPOCHS"' in demo and "$RECIPE" in demo
+    for setting in ("lr0=", "optimizer=", "warmup_epochs=", "close_mosaic="):
+        assert setting not in demo
+
+
+def test_frontier_interpolates_between_the_stock_rows_around_a_cost():
+    stock = [(8.0, 0.22), (6.0, 0.20), (4.0, 0.14)]
+    assert frontier_at(stock, 7.0) == pytest.approx(0.21) and frontier_at(stock, 5.0) == pytest.approx(0.17)
+    assert frontier_at(stock, 8.0) == pytest.approx(0.22)
+    assert math.isnan(frontier_at(stock, 9.0)) and math.isnan(frontier_at(stock, 3.0))
+
+
+def test_equal_cost_rows_judge_revcol_against_the_nearest_stock_row():
+    def result(name, seed, m, gflops):
+        return Result(name, int(gflops * 1e6), 1.0, gflops, m, m, 100.0, 90.0, 1000.0, "", [m], seed)
+
+    results = {
+        "n": [result("yolov8n", s, 0.22 + 0.001 * s, 8.0) for s in range(3)],
+        "small": [result("yolov8n-d0.17-w0.21", s, 0.20 + 0.001 * s, 6.0) for s in range(3)],
+        "revcol": [result("yolov8n-revcol", s, 0.14 + 0.01 * s, 6.2) for s in range(3)],
+    }
+    (row,) = equal_cost_rows(results)
+    assert row[0] == "yolov8n-revcol" and row[1:3] == ["0.775", "0.775"] and row[3] == "0.150 ± 0.010"
+    assert row[4] == "0.203" and row[5] == "-0.053"  # frontier between 6.0 (0.201) and 8.0 (0.221) GFLOPs
+    assert row[6] == "yolov8n-d0.17-w0.21 (0.750x GFLOPs)" and row[8] == "worse"
+    assert equal_cost_rows({"n": results["n"], "revcol": results["revcol"]}) == []  # no scaled stock row

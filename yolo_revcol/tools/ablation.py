@@ -117,6 +117,16 @@ STUDIES = {
         )
         for n in (1, 2)
     ],
+    # Two columns at the shipped cost with the neck's inputs widened: the stride-4 level and P5 narrow (the cheapest
+    # places to save FLOPs and parameters), P3/P4 at x1.25, 3x3 stem.
+    "equalcost": [
+        Variant(
+            "c2f-p3p4wide",
+            "2 columns, 3x3 s2 stem, channels 32/160/320/512 (n: 8/40/80/128)",
+            {"stem": "yolo"},
+            channels=[32, 160, 320, 512],
+        ),
+    ],
     "supervision": [Variant(f"c2f-aux{w:g}", f"aux {w:g}: Detect head on column 1", {"aux": w}) for w in (0.5, 1.0)],
 }
 
@@ -327,7 +337,17 @@ def main(argv: list[str] | None = None) -> int:
         report({})
     else:
         models = list(dict.fromkeys(paths.values()))
-        results = train_all(models, args.seeds, data, project / Path(data).stem, settings, args.jobs, on_result=report)
+        stem = Path(data).stem
+        results = train_all(
+            models,
+            args.seeds,
+            data,
+            project / stem,
+            settings,
+            args.jobs,
+            on_result=report,
+            ledger=args.out / "runs" / stem,
+        )
         report(results)
     for study in studies:
         print(f"\n## {study}\n" + (args.out / f"ablation_{study}.md").read_text())

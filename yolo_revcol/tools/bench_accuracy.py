@@ -113,13 +113,68 @@ class Result:
     train_only: int = 0
 
 
-def resolve_model(name: str) -> str:
-    """Return a model YAML for Ultralytics: a path (made absolute), a YAML of this repository's ``cfg/``, or the name.
+# A stock model at a custom compound scale: ``yolov8n@w0.21`` or ``yolov8n@d0.17w0.21`` (depth, width multiples).
+SCALED_STOCK = re.compile(
+    r"^(?P<family>yolov8|yolo11)(?P<scale>[nslmx])@(?:d(?P<depth>[0-9.]+))?(?:w(?P<width>[0-9.]+))?$"
+)
+
+
+def scaled_stock_yaml(name: str, folder: Path) -> Path:
+    """Write Ultralytics' own YAML of a stock family at a custom scale (``yolov8n@d0.17w0.21``) into ``folder``.
+
+    The named scale's depth and width multiples are replaced where given (its max channels kept), and that scale is
+    the only one in the file, so the model is built exactly as Ultralytics builds its own scales, only smaller or
+    larger: the frontier a smaller backbone is judged against.
+
+    Args:
+        name (str): ``<family><scale>@[d<depth>][w<width>]``, family yolov8 or yolo11, at least one multiple.
+        folder (Path): Where to write ``<family><scale>-d<depth>-w<width>.yaml``.
+
+    Returns:
+        (Path): The written YAML (its stem names the runs, and keeps the scale letter Ultralytics reads).
+
+    Raises:
+        ValueError: A name that does not follow the pattern, or a multiple that is not in (0, 4].
+    """
+    import yaml
+    from ultralytics.utils import ROOT
+
+    m = SCALED_STOCK.match(name)
+    if not m or not (m["depth"] or m["width"]):
+        raise ValueError(f"scaled stock model {name!r}: expected e.g. yolov8n@w0.21 or yolov8n@d0.17w0.21")
+    family, scale = m["family"], m["scale"]
+    base = yaml.safe_load(
+        (ROOT / "cfg" / "models" / ("v8" if family == "yolov8" else "11") / f"{family}.yaml").read_text()
+    )
+    depth, width, max_channels = base["scales"][scale]
+    for label, value in (("depth", m["depth"]), ("width", m["width"])):
+        if value is not None:
+            try:
+                multiple = float(value)
+            except ValueError:
+                raise ValueError(f"scaled stock model {name!r}: {label} multiple {value!r} is not a number") from None
+            if not 0 < multiple <= 4:
+                raise ValueError(f"scaled stock model {name!r}: {label} multiple {multiple:g} must be in (0, 4]")
+            depth, width = (multiple, width) if label == "depth" else (depth, multiple)
+    base["scales"] = {scale: [depth, width, max_channels]}
+    path = Path(folder) / f"{family}{scale}-d{depth:g}-w{width:g}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"# {family}{scale} at depth {depth:g}, width {width:g} ({name})\n" + yaml.safe_dump(base, sort_keys=False)
+    )
+    return path
+
+
+def resolve_model(name: str, folder: Path | None = None) -> str:
+    """Return a model YAML for Ultralytics: a path (made absolute), a YAML of this repository's ``cfg/``, a scaled
+    stock model written into ``folder`` (``yolov8n@w0.21``, see ``scaled_stock_yaml``), or the name.
 
     Scaled names need not exist as files (``yolov8n-revcol.yaml`` is ``yolov8-revcol.yaml`` at scale n, which
     Ultralytics resolves itself); names found in neither place (``yolov8n.yaml``) come from Ultralytics' own
     ``cfg/models``.
     """
+    if "@" in name:
+        return str(scaled_stock_yaml(name, folder or Path(tempfile.mkdtemp(prefix="yolo_revcol_yamls_"))).resolve())
     path = Path(name)
     if path.is_file() or (path.parent != Path(".") and path.parent.is_dir()):
         return str(path.resolve())
@@ -225,20 +280,45 @@ def model_dict(model: str) -> dict | str:
     return d
 
 
+def data_identity(data: str) -> str:
+    """The dataset as a run's identity names it: a shipped dataset YAML by its path inside ``cfg/`` (the same in
+    every checkout and install), anything else as given."""
+    try:
+        return Path(data).resolve().relative_to(cfg_dir().resolve()).as_posix()
+    except ValueError:
+        return data
+
+
 def run_key(model: str, data: str, settings: Settings) -> str:
     """Identity of a training run: the model's parsed YAML (not its name or comments), the dataset, every setting."""
-    blob = json.dumps([model_dict(model), data, asdict(settings)], sort_keys=True, default=str)
+    blob = json.dumps([model_dict(model), data_identity(data), asdict(settings)], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def train_cached(model: str, data: str, project: Path, settings: Settings, tmp: Path) -> tuple[Result, bool]:
-    """Train ``model`` unless an identical finished run exists under ``project``; return its result and reuse flag."""
-    cache = project / "results" / f"{run_key(model, data, settings)}.json"
-    if cache.is_file():
-        return Result(**{**json.loads(cache.read_text()), "name": Path(model).stem}), True
+def ledger_path(ledger: Path, model: str, settings: Settings, key: str) -> Path:
+    """A run's file in the ledger: ``<model stem>-seed<seed>-<key>.json`` (readable name, found by its key)."""
+    return ledger / f"{Path(model).stem}-seed{settings.seed}-{key}.json"
+
+
+def train_cached(
+    model: str, data: str, project: Path, settings: Settings, tmp: Path, ledger: Path | None = None
+) -> tuple[Result, bool]:
+    """Train ``model`` unless an identical finished run is known; return its result and whether it was reused.
+
+    Finished runs are looked up by ``run_key`` in the ``ledger`` folder (committed with the results, so a fresh
+    checkout keeps every run it reports) and in ``<project>/results`` (the local cache); a new run is written to both.
+    """
+    key = run_key(model, data, settings)
+    cache = project / "results" / f"{key}.json"
+    known = [*sorted(ledger.glob(f"*-{key}.json")), cache] if ledger is not None and ledger.is_dir() else [cache]
+    for path in known:
+        if path.is_file():
+            known_fields = {k: v for k, v in json.loads(path.read_text()).items() if k in Result.__dataclass_fields__}
+            return Result(**{**known_fields, "name": Path(model).stem}), True  # other keys: provenance notes
     result = run_model(model, data, project, settings, tmp)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(asdict(result)))
+    for path in [cache] + ([ledger_path(ledger, model, settings, key)] if ledger is not None else []):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(result), indent=1) + "\n")
     return result, False
 
 
@@ -250,8 +330,10 @@ def train_all(
     settings: Settings,
     jobs: int = 1,
     on_result: Callable[[dict[str, list[Result]]], None] | None = None,
+    ledger: Path | None = None,
 ) -> dict[str, list[Result]]:
-    """Train every model with every seed (``jobs`` at a time, reusing identical finished runs).
+    """Train every model with every seed (``jobs`` at a time, reusing identical finished runs; see ``train_cached``
+    for ``ledger``).
 
     ``on_result``, when given, is called with the results so far after every finished run, so that reports are
     written as runs land (a long benchmark that is stopped keeps what it measured).
@@ -265,7 +347,7 @@ def train_all(
         model, seed = pair
         with tempfile.TemporaryDirectory(prefix="yolo_revcol_run_") as tmp:
             run_settings = Settings(**{**asdict(settings), "seed": seed})
-            result, reused = train_cached(model, data, project, run_settings, Path(tmp))
+            result, reused = train_cached(model, data, project, run_settings, Path(tmp), ledger)
         reuse = " (reused run)" if reused else ""
         print(f"{Path(model).stem} seed {seed}: mAP50-95 {result.map50_95:.3f}{reuse}", flush=True)
         return model, result
@@ -395,6 +477,90 @@ def summary_rows(results: dict[str, list[Result]]) -> list[list]:
     return rows
 
 
+def is_stock(name: str) -> bool:
+    """Whether a model is Ultralytics' own (stock or stock at a custom scale), not a RevCol model."""
+    return "revcol" not in name
+
+
+def frontier_at(stock: list[tuple[float, float]], gflops: float) -> float:
+    """Stock's mean mAP50-95 at ``gflops``, interpolated linearly between the two stock rows around it.
+
+    Args:
+        stock (list[tuple[float, float]]): (GFLOPs, mean mAP50-95) of the stock rows.
+        gflops (float): Where to read the frontier.
+
+    Returns:
+        (float): The interpolated mean, or NaN outside the stock rows' GFLOPs range.
+    """
+    points = sorted(stock)
+    for (g0, m0), (g1, m1) in zip(points, points[1:]):
+        if g0 <= gflops <= g1:
+            return m0 if g1 == g0 else m0 + (m1 - m0) * (gflops - g0) / (g1 - g0)
+    return math.nan
+
+
+EQUAL_COST_HEADER = ("model", "params ratio", "GFLOPs ratio", "mAP50-95", "stock frontier at its GFLOPs")
+EQUAL_COST_HEADER += ("above frontier", "nearest-GFLOPs stock row", "difference ± SE", f"verdict ({SIGNIFICANCE:g} SE)")
+
+
+def equal_cost_rows(results: dict[str, list[Result]]) -> list[list]:
+    """Every RevCol model against stock at its own cost (needs two or more stock rows, e.g. a scaled one).
+
+    Per model: its params and GFLOPs@640 as ratios of the first model (the baseline), its mean mAP50-95, the stock
+    frontier there (``frontier_at``) and how far above it the model lies, and the decision rule against the stock
+    row nearest in GFLOPs.
+    """
+    base = next(iter(results.values()))[0]
+    stock = {name: runs for name, runs in results.items() if is_stock(runs[0].name)}
+    if len(stock) < 2:
+        return []
+    points = [(runs[0].gflops_640, mean_std([r.map50_95 for r in runs])[0]) for runs in stock.values()]
+    rows = []
+    for runs in results.values():
+        r0 = runs[0]
+        if is_stock(r0.name):
+            continue
+        maps = [r.map50_95 for r in runs]
+        mean = mean_std(maps)[0]
+        front = frontier_at(points, r0.gflops_640)
+        near = min(stock.values(), key=lambda s: abs(s[0].gflops_640 - r0.gflops_640))
+        diff, se, verdict = decide(maps, [r.map50_95 for r in near])
+        rows.append(
+            [r0.name, f"{r0.params / base.params:.3f}", f"{r0.gflops_640 / base.gflops_640:.3f}", pm(maps)]
+            + (["", ""] if math.isnan(front) else [f"{front:.3f}", f"{mean - front:+.3f}"])
+            + [f"{near[0].name} ({near[0].gflops_640 / base.gflops_640:.3f}x GFLOPs)", diff_se(diff, se), verdict]
+        )
+    return rows
+
+
+def plot_frontier(results: dict[str, list[Result]], title: str, path: Path) -> None:
+    """Mean mAP50-95 against GFLOPs@640: stock rows joined as the frontier, every other model as a point; bars show
+    the min-max over seeds."""
+    with figure(path, figsize=(7, 4.5)) as (_, ax):
+        stock = sorted((runs for runs in results.values() if is_stock(runs[0].name)), key=lambda r: r[0].gflops_640)
+        if stock:
+            ax.plot(
+                [r[0].gflops_640 for r in stock],
+                [mean_std([x.map50_95 for x in r])[0] for r in stock],
+                color="black",
+                lw=1,
+                ls="--",
+                label="stock at other scales (frontier)",
+            )
+        for runs in results.values():
+            maps = [r.map50_95 for r in runs]
+            m, g = mean_std(maps)[0], runs[0].gflops_640
+            style = dict(marker="s", color="black", ms=6) if is_stock(runs[0].name) else dict(marker="o", ms=7)
+            ax.errorbar([g], [m], yerr=[[m - min(maps)], [max(maps) - m]], capsize=3, **style)
+            ax.annotate(f"{runs[0].name} ({len(runs)})", (g, m), textcoords="offset points", xytext=(5, 3), fontsize=7)
+        ax.margins(x=0.15)
+        ax.set_xlabel("GFLOPs @640 (inference model)")
+        ax.set_ylabel("mAP50-95 (val): mean, min-max over seeds")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+
+
 def csv_rows(results: dict[str, list[Result]]) -> list[list]:
     """One row per run, full precision."""
     return [
@@ -483,8 +649,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--readme", type=Path, help="also replace the <!-- accuracy:start/end --> block of this file")
     args = p.parse_args(argv)
     fill_training_defaults(p, args)
-    if len({Path(m).stem for m in args.models}) != len(args.models):
-        p.error(f"model names (YAML stems) must differ: {args.models}")
+    if len(set(args.models)) != len(args.models):
+        p.error(f"models must differ: {args.models}")
+    for m in args.models:
+        if "@" in m and not (SCALED_STOCK.match(m) and re.search(r"@[dw]", m)):
+            p.error(f"scaled stock model {m!r}: expected e.g. yolov8n@w0.21 or yolov8n@d0.17w0.21")
     return args
 
 
@@ -496,30 +665,45 @@ def main(argv: list[str] | None = None) -> int:
     project = args.project.resolve()  # absolute: Ultralytics puts relative projects under runs/<task>/
     data = resolve_data(args.data, args.quick, project / "data")
     stem = Path(data).stem
-    models = [resolve_model(m) for m in args.models]
-    results = train_all(models, args.seeds, data, project / stem, settings, args.jobs)
-
-    tables = (
-        markdown_table(SUMMARY_HEADER, summary_rows(results)) + "\n" + markdown_table(RUN_HEADER, run_rows(results))
-    )
+    models = [resolve_model(m, project / "yamls") for m in args.models]
     note = (
         f"Measured by `{command_line()}` on {machine()}.\n"
         f"Dataset {stem}; from scratch, identical settings, seeds {', '.join(map(str, args.seeds))}: "
         f"{settings.describe()}. mAP from the final validation of best.pt, mean ± sample standard deviation over "
         f"seeds; verdict against the first model: better or worse only when the difference of means exceeds "
         f"{SIGNIFICANCE:g} standard errors. Params of the inference model (training-only heads apart); train = "
-        "`model.train()` wall time, mean over seeds; peak RSS of each run's own process, largest over seeds.\n"
+        "`model.train()` wall time, mean over seeds; peak RSS of each run's own process, largest over seeds. "
+        f"Finished runs are kept in {args.out / 'runs' / stem} and reused.\n"
     )
     title = f"{stem}: mAP50-95 per epoch, imgsz {settings.imgsz}"
-    write_result(
-        args.out / f"accuracy_{stem}",
-        note + "\n" + tables,
-        CSV_HEADER,
-        csv_rows(results),
-        plot=lambda path: plot(results, title, path),
-        readme=args.readme,
-        block="accuracy",
+
+    def report(results: dict[str, list[Result]], echo: bool = False) -> None:
+        """Write the tables, CSV and plot (and the README block) from the runs finished so far."""
+        tables = markdown_table(SUMMARY_HEADER, summary_rows(results)) + "\n"
+        equal = equal_cost_rows(results)
+        if equal:
+            tables += (
+                "\nAt equal cost: every RevCol model against the stock rows (the frontier, read between the two stock "
+                "rows around its GFLOPs) and, by the decision rule, against the stock row nearest in GFLOPs "
+                f"(frontier plot: accuracy_{stem}_frontier.png).\n\n" + markdown_table(EQUAL_COST_HEADER, equal) + "\n"
+            )
+            plot_frontier(results, f"{stem}: mAP50-95 against GFLOPs", args.out / f"accuracy_{stem}_frontier.png")
+        tables += markdown_table(RUN_HEADER, run_rows(results))
+        write_result(
+            args.out / f"accuracy_{stem}",
+            note + "\n" + tables,
+            CSV_HEADER,
+            csv_rows(results),
+            plot=lambda path: plot(results, title, path),
+            readme=args.readme,
+            block="accuracy",
+            echo=echo,
+        )
+
+    results = train_all(
+        models, args.seeds, data, project / stem, settings, args.jobs, on_result=report, ledger=args.out / "runs" / stem
     )
+    report(results, echo=True)
     return 0
 
 
