@@ -21,8 +21,9 @@ import sys
 import torch
 
 from .. import nn as revcol_nn
-from . import resolve, startup
+from . import resolve
 from .aux import attach_aux_heads, with_aux_loss
+from .legacy import with_current_defaults
 from .optimizer import with_no_decay
 from .transfer import with_structural_transfer
 from .yaml_args import expand_revcol_rows
@@ -108,6 +109,9 @@ def with_revcol_fuse(original):
     return fuse
 
 
+TRAINER_MODULE = "ultralytics.engine.trainer"  # holds BaseTrainer.build_optimizer
+
+
 def patch_trainer(trainer) -> None:
     """Wrap ``trainer.BaseTrainer.build_optimizer`` (once) so RevCol's layer scales and alphas stay undecayed.
 
@@ -117,8 +121,13 @@ def patch_trainer(trainer) -> None:
     wrap_once(trainer.BaseTrainer, "build_optimizer", with_no_decay)
 
 
-def register() -> None:
+def register(trainer_hooked: bool = False) -> None:
     """Make Ultralytics understand RevCol model YAMLs and checkpoints. Safe to call any number of times.
+
+    Args:
+        trainer_hooked (bool): The caller will wrap the trainer's optimiser builder itself once
+            ``ultralytics.engine.trainer`` is imported (the start-up hook says so while it watches that import), so
+            the trainer is not imported here.
 
     Raises:
         UnsupportedUltralyticsError: If the installed Ultralytics version is not supported.
@@ -133,12 +142,14 @@ def register() -> None:
     wrap_once(tasks.BaseModel, "fuse", with_revcol_fuse)
     wrap_once(tasks.BaseModel, "loss", with_aux_loss)
     wrap_once(tasks.BaseModel, "load", with_structural_transfer)  # stock weights: neck and head by structure
-    trainer = sys.modules.get(startup.TRAINER)
+    wrap_once(tasks, "torch_safe_load", with_current_defaults)  # older checkpoints get today's defaults
+    trainer = sys.modules.get(TRAINER_MODULE)
     if trainer is not None and hasattr(trainer, "BaseTrainer"):
         patch_trainer(trainer)
-    elif trainer is None and not startup.watching(startup.TRAINER):
-        patch_trainer(importlib.import_module(startup.TRAINER))
+    elif trainer is None and not trainer_hooked:
+        patch_trainer(importlib.import_module(TRAINER_MODULE))
     # Otherwise the trainer module is importing Ultralytics' model builder right now (so register() runs inside that
-    # import): the start-up hook wraps its optimiser builder once the trainer module has finished executing.
+    # import), or is yet to be imported under the start-up hook: the hook wraps its optimiser builder once the
+    # trainer module has finished executing.
     if hasattr(torch.serialization, "add_safe_globals"):
         torch.serialization.add_safe_globals(module_classes())
