@@ -89,7 +89,7 @@ def test_broken_install_never_breaks_python_startup(tmp_path, breakage):
 def test_failed_registration_warns_and_does_not_break_ultralytics_import(monkeypatch, capsys):
     from yolo_revcol.integration import register, startup
 
-    def fail():
+    def fail(**kwargs):
         raise register.UnsupportedUltralyticsError("ultralytics 9.0.0 is installed")
 
     monkeypatch.setattr(register, "register", fail)

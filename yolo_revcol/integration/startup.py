@@ -4,7 +4,8 @@ The installed ``yolo_revcol_autoload.pth`` calls ``install()`` when Python start
 finder on ``sys.meta_path``; it imports nothing heavy. When ``ultralytics.nn.tasks`` is imported (by the ``yolo``
 CLI, a DDP worker, or user code) the finder lets the normal loader run it and then calls ``register()``; when
 ``ultralytics.engine.trainer`` is, it then wraps the trainer's optimiser builder (see ``optimizer``), which
-``register()`` cannot do while the trainer module is still importing the model builder. Processes that never import
+``register()`` cannot do while the trainer module is still importing the model builder. This module depends on
+``register`` (imported lazily, in the hooks) and never the other way round. Processes that never import
 Ultralytics pay for one dictionary look-up per import. Set ``YOLO_REVCOL_AUTOLOAD=0`` to turn it off.
 """
 
@@ -22,7 +23,7 @@ def _register_after(module) -> None:
     try:
         from .register import register
 
-        register()
+        register(trainer_hooked=watching(TRAINER))
     except Exception as e:  # never break `import ultralytics`; RevCol YAMLs will then fail with this reason
         sys.stderr.write(f"WARNING ⚠️ yolo-revcol: RevCol is not registered with Ultralytics: {e}\n")
 
