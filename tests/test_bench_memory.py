@@ -1,4 +1,5 @@
-"""The memory benchmark (`yolo-revcol memory`) at tiny sizes: the figures it must hold, for both block families.
+"""The memory benchmark (`yolo-revcol memory`) at tiny sizes: the figures it must hold, for both block families,
+and its opt-in aux section (what intermediate supervision adds to a YOLO training step).
 
 Its full-size figures are in results/memory.md; here each measurement runs on a few-KiB RevCol where the expected
 values follow from the model's shapes.
@@ -17,6 +18,7 @@ from yolo_revcol.tools.bench_memory import (
     QUICK,
     BenchConfig,
     growth_per_column,
+    main,
     measure_gradient_error,
     measure_reconstruction,
     measure_rss,
@@ -107,3 +109,18 @@ def test_memory_command_writes_report_csv_plot_and_readme_block(tmp_path):
         "<!-- memory:end -->\nafter\n"
     )
     assert "old" not in block and "| c2f | 8 |" in block and "| convnext | 8 |" in block
+
+
+def test_aux_section_measures_what_aux_adds(tmp_path):
+    """`--sections aux` alone, tiny: four rows, supervision saves more, reversible saves less than plain backprop."""
+    argv = ["--sections", "aux", "--aux-scale", "n", "--aux-imgsz", "64", "--aux-batch", "2", "--aux-reps", "1"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    assert not (tmp_path / "memory.md").exists()  # the default report did not run
+    table = [line for line in (tmp_path / "aux_memory.md").read_text().splitlines() if line.startswith("| ")]
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in table[1:]]  # skip the header
+    variants = [("reversible", "0"), ("reversible", "0.5"), ("plain", "0"), ("plain", "0.5")]
+    assert [(r[0], r[1]) for r in rows] == variants
+    with open(tmp_path / "aux_memory.csv", newline="") as f:
+        saved = [float(r["saved_mib"]) for r in csv.DictReader(f)]
+    assert saved[1] > saved[0] and saved[3] > saved[2]  # the heads and the handed-out states cost memory
+    assert saved[0] < saved[2]  # the reversible path saves less than plain backprop
