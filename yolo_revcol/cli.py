@@ -13,8 +13,8 @@ COMMANDS = {
         "yolo_revcol.data.synthetic",
         "generate the embedded synthetic dataset (detect, segment, pose, obb, classify)",
     ),
-    "recipe": ("yolo_revcol.tools.recipe", "print the benchmarks' training recipe as yolo train arguments"),
     "memory": ("yolo_revcol.tools.bench_memory", "memory, reconstruction error and step time of reversible training"),
+    "recipe": ("yolo_revcol.tools.recipe", "print the benchmarks' training recipe as yolo train arguments"),
     "speed": ("yolo_revcol.tools.bench_speed", "CPU inference and training-step time of RevCol vs stock YOLOv8"),
 }
 

@@ -1,0 +1,91 @@
+"""The package's layout: dependencies point one way (nn <- integration <- data, tools), with no import circle, and
+every benchmark lives in the package (runs_scripts/ holds thin wrappers)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from conftest import ROOT
+
+PACKAGE = ROOT / "yolo_revcol"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module of the package that ``path`` imports, at module level or inside functions."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            base = base[: len(base) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            found.add(module)
+            found |= {f"{module}.{a.name}" for a in node.names}  # "from . import resolve" names a module
+    modules = {_module_name(p) for p in PACKAGE.rglob("*.py")}
+    return {m for m in found if m in modules and m != name and not name.startswith(m + ".") and m != "yolo_revcol"}
+
+
+def _graph() -> dict[str, set[str]]:
+    return {_module_name(p): _imports(p) for p in PACKAGE.rglob("*.py")}
+
+
+def test_no_import_circle():
+    graph, state, path = _graph(), {}, []
+
+    def visit(module: str) -> None:
+        state[module] = "open"
+        path.append(module)
+        for dep in sorted(graph.get(module, ())):
+            assert state.get(dep) != "open", "import circle: " + " -> ".join(path[path.index(dep) :] + [dep])
+            if dep not in state:
+                visit(dep)
+        path.pop()
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+
+
+def test_nn_is_pure_pytorch_and_integration_does_not_reach_up():
+    for path in (PACKAGE / "nn").rglob("*.py"):
+        text = path.read_text()
+        assert "ultralytics" not in {a.split(".")[0] for a in _all_imports(text)}, path
+        assert not {m for m in _imports(path) if not m.startswith("yolo_revcol.nn")}, path
+    for path in (PACKAGE / "integration").rglob("*.py"):
+        assert not {m for m in _imports(path) if m.startswith(("yolo_revcol.tools", "yolo_revcol.data"))}, path
+
+
+def _all_imports(text: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def test_runs_scripts_are_thin_wrappers_of_package_commands():
+    for path in sorted((ROOT / "runs_scripts").glob("*.py")):
+        text = path.read_text()
+        assert len(text.splitlines()) <= 20, f"{path.name}: a benchmark belongs in yolo_revcol/tools"
+        assert "from yolo_revcol.tools." in text and "import main" in text, path.name
+
+
+def test_readme_lists_exactly_the_cli_commands():
+    from yolo_revcol.cli import COMMANDS
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("### The `yolo-revcol` commands") :].split("\n## ", 1)[0]
+    listed = [line.split("`")[1].split()[1] for line in table.splitlines() if line.startswith("| `yolo-revcol ")]
+    assert sorted(listed) == sorted(COMMANDS)
