@@ -6,7 +6,9 @@ import csv
 import json
 import math
 import re
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import BIN, CFG, run
@@ -47,8 +49,7 @@ def quick_run(tmp_path_factory):
         str(out / "runs"),
     ]
     first = run([*cmd, "--readme", str(readme)], env={"YOLO_OFFLINE": "1"}, timeout=400)
-    # A fresh project folder: the second run finds every run in the ledger under --out alone.
-    cmd[cmd.index("--project") + 1] = str(out / "runs-again")
+    shutil.rmtree(out / "runs" / "quick-shapes" / "results")  # the local cache: the second run needs the ledger
     second = run(cmd, env={"YOLO_OFFLINE": "1"}, timeout=400)
     return out, readme, first.stdout, second.stdout
 
@@ -232,3 +233,13 @@ def test_equal_cost_rows_judge_revcol_against_the_nearest_stock_row():
     assert row[4] == "0.203" and row[5] == "-0.053"  # frontier between 6.0 (0.201) and 8.0 (0.221) GFLOPs
     assert row[6] == "yolov8n-d0.17-w0.21 (0.750x GFLOPs)" and row[8] == "worse"
     assert equal_cost_rows({"n": results["n"], "revcol": results["revcol"]}) == []  # no scaled stock row
+
+
+def test_resolve_model_writes_ablation_variants_by_their_run_name(tmp_path):
+    import yaml
+
+    path = Path(resolve_model("yolov8n-revcol-c2f-p3p4wide", tmp_path))
+    assert path == (tmp_path / "yolov8n-revcol-c2f-p3p4wide.yaml").resolve()
+    row = yaml.safe_load(path.read_text())["backbone"][0]
+    assert row[2] == "RevCol" and row[3][0] == [32, 160, 320, 512] and row[3][3]["stem"] == "yolo"
+    assert resolve_model("yolov8n-revcol-no-such-variant.yaml", tmp_path) == "yolov8n-revcol-no-such-variant.yaml"

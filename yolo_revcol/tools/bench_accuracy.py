@@ -40,6 +40,7 @@ from pathlib import Path
 
 from ..paths import cfg_dir
 from .report import command_line, figure, machine, markdown_table, offline, write_result
+from .variants import find_variant, variant_path
 
 DEFAULT_MODELS = ("yolov8n.yaml", "yolov8n-revcol.yaml")  # first one is the baseline of the ratio rows
 DEFAULT_DATA = "datasets/revcol-shapes.yaml"  # relative to cfg_dir()
@@ -165,16 +166,25 @@ def scaled_stock_yaml(name: str, folder: Path) -> Path:
     return path
 
 
+# A RevCol variant of ``yolo-revcol ablation`` by the name it trains under: ``yolov8n-revcol-c2f-p3p4wide``.
+VARIANT_NAME = re.compile(r"^yolov8(?P<scale>[nslmx])-revcol-(?P<variant>.+?)(\.yaml)?$")
+
+
 def resolve_model(name: str, folder: Path | None = None) -> str:
     """Return a model YAML for Ultralytics: a path (made absolute), a YAML of this repository's ``cfg/``, a scaled
-    stock model written into ``folder`` (``yolov8n@w0.21``, see ``scaled_stock_yaml``), or the name.
+    stock model (``yolov8n@w0.21``, see ``scaled_stock_yaml``) or an ablation variant (``yolov8n-revcol-c2f-1col``,
+    see ``variants``) written into ``folder``, or the name.
 
     Scaled names need not exist as files (``yolov8n-revcol.yaml`` is ``yolov8-revcol.yaml`` at scale n, which
     Ultralytics resolves itself); names found in neither place (``yolov8n.yaml``) come from Ultralytics' own
     ``cfg/models``.
     """
+    folder = folder or Path(tempfile.mkdtemp(prefix="yolo_revcol_yamls_"))
     if "@" in name:
-        return str(scaled_stock_yaml(name, folder or Path(tempfile.mkdtemp(prefix="yolo_revcol_yamls_"))).resolve())
+        return str(scaled_stock_yaml(name, folder).resolve())
+    variant = VARIANT_NAME.match(name)
+    if variant and not Path(name).is_file() and find_variant(variant["variant"]) is not None:
+        return str(variant_path(find_variant(variant["variant"]), folder, variant["scale"]).resolve())
     path = Path(name)
     if path.is_file() or (path.parent != Path(".") and path.parent.is_dir()):
         return str(path.resolve())
