@@ -213,10 +213,10 @@ class RevCol(nn.Module):
     4, 8, 16 and 32.
 
     With ``reversible=True`` (the default), in training mode with grad enabled, the columns run through a custom
-    autograd function that keeps only the stem output and the last column's states and reconstructs earlier
-    columns during backward, so activation memory does not grow with ``columns``. Otherwise (eval, no-grad,
-    tracing, export, or ``reversible=False``) the columns run as plain PyTorch modules. ``reversible`` can be
-    flipped at any time.
+    autograd function that keeps only the stem output and the last column's states (plus a few bits per element
+    that make reconstruction exact) and reconstructs earlier columns during backward, so activation memory does not
+    grow with ``columns`` and gradients are those of plain backprop. Otherwise (eval, no-grad, tracing, export, or
+    ``reversible=False``) the columns run as plain PyTorch modules. ``reversible`` can be flipped at any time.
 
     Args:
         c1 (int): Input channels.
@@ -227,10 +227,11 @@ class RevCol(nn.Module):
         mlp_ratio (float | None): MLP expansion ratio of convnext blocks (default 4); c2f blocks take none.
         drop_path (float): Largest DropPath probability; it rises linearly over each column's blocks.
         reversible (bool): Train through the reversible autograd path.
-        checkpoint_every (int | str): With reversible training, also keep every K-th column's states so
-            reconstruction restarts from exact values every K columns (memory grows by one column's states per kept
-            column). "auto" (the default; None means the same) picks K per forward from the column count and the
-            compute dtype (autocast's, else the parameters'), see ``checkpoint_interval``; 0 keeps no column.
+        checkpoint_every (int | str): With reversible training, also keep every K-th column's states, which the
+            reverse pass then takes instead of reconstructing them (memory grows by one column's states per kept
+            column). Reconstruction is exact, so this buys no accuracy, only skips some reconstruction work; 1 keeps
+            every column's states (no reconstruction at all). "auto" (the default; None means the same) resolves per
+            forward, see ``checkpoint_interval``: to 0, keep no column, for every column count and dtype.
         layer_scale (float | None): Initial layer scale of convnext blocks (default 1e-6 as in ConvNeXt and RevCol;
             larger values switch the blocks on from the start); c2f blocks take none.
         block (str): Block family: "convnext" (the paper's ConvNeXt-style block and LayerNorm fusions) or "c2f"
@@ -469,8 +470,8 @@ class RevCol(nn.Module):
             x (torch.Tensor): The stem output; its dtype, or autocast's when autocast is on, is the compute dtype.
 
         Returns:
-            (int): The explicit value, or for "auto" ``auto_checkpoint_every(columns, compute dtype)``: float32 0 up
-                to 2 columns and 2 beyond, float16/bfloat16 1 (every column kept), float64 0 up to 4 columns, else 4.
+            (int): The explicit value, or for "auto" ``auto_checkpoint_every(columns, compute dtype)``: 0 (keep no
+                column) in every dtype, since the reverse pass reconstructs exactly.
         """
         if self.checkpoint_every != "auto":
             return self.checkpoint_every
@@ -485,7 +486,8 @@ class RevCol(nn.Module):
             warnings.warn(
                 f"RevCol reversible backward: relative reconstruction error {float(error):.2e} over "
                 f"{len(self.columns)} columns (checkpoint_every={setting}); gradients are inaccurate. "
-                "Keep exact states more often (e.g. checkpoint_every=2) or set reversible=False.",
+                "Reconstruction is exact when the level bodies recompute bit for bit, so some kernel was not "
+                "deterministic; keep every column's states (checkpoint_every=1) or set reversible=False.",
                 RuntimeWarning,
                 stacklevel=2,
             )

@@ -5,11 +5,29 @@ column, the levels from coarsest (3) to finest (0). At each level it recomputes 
 uses it twice, and then frees it:
 
 * backpropagates the level's output gradient into its inputs, its parameters and alpha;
-* reconstructs the previous column's state at that level as (state - body) / alpha.
+* reconstructs the previous column's state at that level, (state - body) / alpha, exactly (see below).
 
 Level l of the previous column is needed by level l - 1 of this column (as its up input), which is exactly the
 next level visited, so reconstruction and backpropagation proceed in one sweep and at most one level's graph is
 alive at a time. Training memory is therefore independent of the number of columns.
+
+Reconstruction is exact, bit for bit. Dividing by alpha in floating point does not undo the forward's rounding,
+and the error used to grow about 10-20x per reconstructed column in float32 with trained-like weights (|alpha| down
+to 0.1), so that earlier releases kept every other column's states. Carrying the states in float64 instead is not
+enough either: it changes the forward's rounding, and a RevCol of the c2f block family with trained-like weights
+amplifies a rounding-level change by about 2x per column (plain float32 and plain float64 backprop differ by 2.6e-3
+relative at 8 columns, 0.4 at 16), so its gradients cannot match plain float32 backprop to 1e-4 unless the forward
+is the same. So the forward is plain backprop's, operation for operation, and what its rounding discards is kept
+instead: given the state, the recomputed body and alpha, the previous state is one of a few consecutive floats,
+and which one is pushed onto a per-element integer stack (``_LostBits``): about 1.7 bits per element and column, 63
+bits per stack. Saved memory: the stem output, the last column's states and one int64 stack per level (twice the
+states' bytes in float32), the same at 2, 16 and 24 columns (measured), 1.02x at 32. The level bodies are then
+recomputed from identical inputs and give identical outputs, which assumes deterministic kernels (measured on CPU
+only; if a kernel is not, the reported reconstruction error below says so). Measured on CPU, float32 and bf16
+autocast, 2 to 16 columns, both block families: the reconstructed states equal the forward's exactly, and gradients
+match plain backprop up to summation order (at most 1.1e-7 relative). The price is time: finding the brackets is
+about 60 elementwise operations per level and pass (``_candidates``), which made a CPU training step about 1.4x
+that of the old division-based reverse pass at 8 columns.
 
 BatchNorm layers (the c2f block family) normalise with batch statistics in both the forward and the recomputation,
 but only the forward may update their running statistics: recomputation runs with running-statistics tracking
@@ -26,6 +44,8 @@ being accumulated into ``.grad`` by nested backward calls, so DistributedDataPar
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import NamedTuple
@@ -36,7 +56,6 @@ from torch import nn
 from .column import NUM_LEVELS, Column
 
 __all__ = (
-    "MAX_RECONSTRUCTED",
     "LevelGrads",
     "ReversibleColumns",
     "auto_checkpoint_every",
@@ -45,14 +64,6 @@ __all__ = (
     "reconstruct_states",
     "reversible_parameters",
 )
-
-# Longest run of consecutive columns the reverse pass may rebuild by reconstruction, by compute dtype, so that
-# gradients stay near plain backprop with trained-like weights (|alpha| down to 0.1). Measured on tiny RevCols:
-# every reconstructed column multiplies the error about 10-20x (float64: about 1e-10 after 3 columns; float32: about
-# 3e-5 after 1, 6e-4 after 2, for the c2f block). Under 16-bit compute a single reconstructed column already moves
-# gradients by up to 2e-2 (bf16, c2f block: one rounding step shifts BatchNorm batch statistics), so there every
-# column's states are kept: no reconstruction, still none of the activations inside the columns.
-MAX_RECONSTRUCTED = {torch.float64: 3, torch.float32: 1}  # any other dtype: 0
 
 
 class _RngStates:
@@ -104,25 +115,219 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def auto_checkpoint_every(columns: int, dtype: torch.dtype) -> int:
-    """Return the ``checkpoint_every`` that keeps reconstruction runs within ``MAX_RECONSTRUCTED`` for ``dtype``.
+    """Return the ``checkpoint_every`` that ``"auto"`` resolves to: 0, keep no column, for every column count and dtype.
 
-    With K = ``checkpoint_every``, the reverse pass restarts from exact states every K columns, so at most K - 1
-    consecutive columns are reconstructed (all N - 1 before the last with K = 0).
+    The reverse pass rebuilds every column's states bit for bit (``_LostBits``), so kept states would buy no
+    accuracy, only memory. Measured with trained-like weights (|alpha| in [0.1, 1]) at 2, 4, 8 and 16 columns, both
+    block families: gradients equal plain backprop's to at most 1.1e-7 relative in float32 (summation order only;
+    0 for the c2f block) and under bf16 autocast (0 in those runs), while saved bytes stay flat in the column count.
+    The function is kept (with its arguments) so that callers resolving "auto" need not change.
 
     Args:
         columns (int): Number of columns.
         dtype (torch.dtype): Compute dtype (see ``compute_dtype``).
 
     Returns:
-        (int): 0 (keep no column) when N - 1 reconstructed columns are within the limit, else the limit plus one.
+        (int): 0.
     """
-    longest = MAX_RECONSTRUCTED.get(dtype, 0)
-    return 0 if columns - 1 <= longest else longest + 1
+    return 0
 
 
 def _uses_dropout(columns: Sequence[Column]) -> bool:
     """Whether any module would draw random numbers in training mode (DropPath or dropout)."""
     return any(getattr(m, "p", 0.0) > 0.0 for col in columns for m in col.modules())
+
+
+def _alpha(column: Column, index: int, dtype: torch.dtype) -> torch.Tensor:
+    """Alpha of level ``index`` as the forward multiplies with it: shaped (C, 1, 1), in the states' ``dtype``."""
+    return column.alphas[index].scale().view(-1, 1, 1).to(dtype)
+
+
+# Integer type of the same width as each float type whose states the reverse pass reconstructs exactly.
+_INT_OF = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32}
+_INT_OF[torch.float64] = torch.int64
+_INT64_MAX = torch.iinfo(torch.int64).max
+
+
+def _order_key(v: torch.Tensor) -> torch.Tensor:
+    """Map floats to int64 keys in the same order: consecutive floats get consecutive keys (-0.0 just below +0.0)."""
+    bits = v.view(_INT_OF[v.dtype])
+    return (bits ^ ((bits >> (bits.element_size() * 8 - 1)) & torch.iinfo(bits.dtype).max)).long()
+
+
+def _from_order_key(key: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Undo ``_order_key``: the floats of ``dtype`` whose keys are ``key``."""
+    bits = key.to(_INT_OF[dtype])
+    return (bits ^ ((bits >> (bits.element_size() * 8 - 1)) & torch.iinfo(bits.dtype).max)).view(dtype)
+
+
+@functools.cache
+def _finite_keys(dtype: torch.dtype) -> tuple[int, int]:
+    """The smallest and largest key of a finite float of ``dtype``."""
+    top = int(_order_key(torch.tensor(torch.finfo(dtype).max, dtype=dtype)))
+    return -top - 1, top
+
+
+@functools.cache
+def _infinities(dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """-inf and +inf as 0-d tensors of ``dtype`` on ``device`` (``nextafter`` targets)."""
+    return torch.tensor(-math.inf, dtype=dtype, device=device), torch.tensor(math.inf, dtype=dtype, device=device)
+
+
+def _midpoint(v: torch.Tensor, side: int) -> torch.Tensor:
+    """In float64, where the real numbers that round to each float of ``v`` end: the midpoint to its neighbour below
+    (``side`` -1) or above (+1).
+
+    Exact for 16- and 32-bit ``v`` (two neighbouring floats, their sum and its half fit float64). A float64 ``v`` has
+    no wider type here, so its neighbour itself is returned: a wider bound, never a narrower one.
+    """
+    neighbour = torch.nextafter(v, _infinities(v.dtype, v.device)[side > 0])
+    if v.dtype == torch.float64:
+        return neighbour
+    return (v.double() + neighbour.double()).mul_(0.5)
+
+
+def _ceil(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The smallest float of ``dtype`` >= float64 ``x`` (rounding to nearest lands on it or on the float below)."""
+    t = x.to(dtype)
+    return torch.where(t.double() < x, torch.nextafter(t, _infinities(dtype, t.device)[1]), t)
+
+
+def _floor(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The largest float of ``dtype`` <= float64 ``x``."""
+    t = x.to(dtype)
+    return torch.where(t.double() > x, torch.nextafter(t, _infinities(dtype, t.device)[0]), t)
+
+
+def _candidates(body: torch.Tensor, alpha: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bracket, per element, the floats v that the forward's ``state = body + v * alpha`` can have come from.
+
+    The forward rounds twice: p = v * alpha, then state = body + p. Walking back: p lies between the rounding
+    midpoints of ``state``, shifted by ``body``; v * alpha between the outer midpoints of the first and last such
+    p; dividing by alpha (> 0 here) bounds v. Both passes compute the bracket the same way from the same bits, so it
+    need not be tight, only reproducible; it holds the true v for all but a few elements (non-finite values, ties
+    the float64 steps round the wrong way), which the forward keeps aside. Measured: 1.7 bits (log2 n) per element.
+
+    Args:
+        body (torch.Tensor): The recomputed level body.
+        alpha (torch.Tensor): |alpha| shaped (C, 1, 1), in the states' dtype.
+        state (torch.Tensor): This column's state.
+
+    Returns:
+        (tuple[torch.Tensor, torch.Tensor]): The key of the bracket's first float and its size n >= 1 (int64).
+    """
+    dtype, b = state.dtype, body.double()
+    p_lo, p_hi = _ceil(_midpoint(state, -1).sub_(b), dtype), _floor(_midpoint(state, 1).sub_(b), dtype)
+    a = alpha.double()  # divided by, not multiplied by its reciprocal: exact quotients stay exact, ties included
+    v_lo, v_hi = _ceil(_midpoint(p_lo, -1).div_(a), dtype), _floor(_midpoint(p_hi, 1).div_(a), dtype)
+    kmin, kmax = _finite_keys(dtype)
+    first, last = _order_key(v_lo), _order_key(v_hi)
+    if dtype == torch.float64:  # the subtraction and division above round: widen by a few floats
+        first, last = first - 2, last + 2
+    first, last = first.clamp_(kmin, kmax), last.clamp_(kmin, kmax)
+    return first, (last - first + 1).clamp_min_(1)
+
+
+class _LostBits:
+    """What the forward's rounding discards, kept so that the reverse pass recovers every column's states exactly.
+
+    The forward computes c = body + c' * alpha in the states' dtype and rounds; (c - body) / alpha does not give
+    the previous state c' back exactly, and the error grows from column to column (float32, trained-like weights:
+    about 10-20x per column). But with c, body and alpha known, c' lies in a small bracket of n consecutive floats
+    (``_candidates``, computed from the same bits in both passes). The forward pushes c''s position j in its
+    bracket (0 <= j < n) onto a per-element integer stack, mixed radix: stack = stack * n + j; the reverse pass,
+    reaching the same level of the same column, recomputes the bracket and pops j: j = stack % n, stack //= n.
+    Columns come off in the opposite order they went on. Every state is rebuilt bit for bit, so are the level bodies
+    recomputed from them, and the gradients are those of the forward that actually ran.
+
+    Elements whose c' lies outside its bracket (non-finite values; none seen in float16, bfloat16, float32 or
+    float64 model tests) are kept aside as (index, value) exceptions. A stack holds 63 bits; an element whose stack
+    would overflow spills it (index and value) and starts again from zero. Both lists are saved for backward.
+
+    Measured (tiny RevCols at 64 and 128 px, trained-like weights with |alpha| in [0.1, 1], float32 and bf16
+    autocast, both block families): log2 n averages 1.7 bits per element and column; after 15 reconstructed columns
+    stacks hold 26 bits on average and 47-61 at most, so 16 columns spill nothing and saved bytes are the same at 2
+    and 16 columns (and 24). Beyond about 30 columns elements start to spill: 32 columns save 1.02x the 2-column
+    bytes, 48 columns 1.26x (c2f) to 1.46x (convnext), 64 columns 1.27x to 1.49x.
+    """
+
+    def __init__(self):
+        """Start with empty stacks (created by the first push), no exceptions and no spills."""
+        self.stacks: list[torch.Tensor | None] = [None] * NUM_LEVELS
+        self.aside: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}  # (column, level, kind)
+
+    def push(
+        self, column: int, level: int, prev: torch.Tensor, body: torch.Tensor, alpha: torch.Tensor, state: torch.Tensor
+    ) -> None:
+        """Record where ``prev`` (c') lies in its bracket, for ``state = body + prev * alpha`` at (column, level)."""
+        sign = _sign(alpha)
+        first, count = _candidates(body, alpha.abs(), state)
+        j = _order_key(prev if sign is None else prev * sign) - first
+        outside = (j < 0) | (j >= count)
+        if bool(outside.any()):
+            self._put_aside(column, level, "exception", outside, prev)
+            count, j = count.masked_fill(outside, 1), j.masked_fill(outside, 0)
+        stack = torch.zeros_like(j) if self.stacks[level] is None else self.stacks[level]
+        full = stack > torch.div(_INT64_MAX - j, count, rounding_mode="floor")
+        if bool(full.any()):
+            self._put_aside(column, level, "spill", full, stack)
+            stack = stack.masked_fill(full, 0)
+        self.stacks[level] = stack * count + j
+
+    def pop(
+        self, column: int, level: int, body: torch.Tensor, alpha: torch.Tensor, state: torch.Tensor
+    ) -> torch.Tensor:
+        """Return the previous column's state c' at ``level``, exactly as the forward had it."""
+        sign = _sign(alpha)
+        first, count = _candidates(body, alpha.abs(), state)
+        exception = self.aside.pop((column, level, "exception"), None)
+        if exception is not None:
+            count = count.reshape(-1).index_fill(0, exception[0], 1).view_as(count)
+        stack = self.stacks[level]
+        j = torch.remainder(stack, count)
+        stack = torch.div(stack, count, rounding_mode="floor")
+        spill = self.aside.pop((column, level, "spill"), None)
+        if spill is not None:
+            stack = stack.reshape(-1).index_copy(0, *spill).view_as(stack)
+        self.stacks[level] = stack
+        prev = _from_order_key(first + j, state.dtype)
+        prev = prev if sign is None else prev * sign
+        if exception is not None:
+            prev = prev.reshape(-1).index_copy(0, *exception).view_as(prev)
+        return prev
+
+    def _put_aside(self, column: int, level: int, kind: str, mask: torch.Tensor, values: torch.Tensor) -> None:
+        """Keep ``values`` where ``mask`` is set, by flat index, under (column, level, kind)."""
+        where = mask.reshape(-1).nonzero().squeeze(1)
+        self.aside[(column, level, kind)] = (where, values.reshape(-1)[where])
+
+    def tensors(self) -> list[torch.Tensor]:
+        """What backward needs, flat, for ``save_for_backward``: the stacks, then every index and value kept aside."""
+        stacks = [s for s in self.stacks if s is not None]
+        return stacks + [t for pair in self.aside.values() for t in pair]
+
+    def layout(self) -> tuple[list[int], list[tuple[int, int, str]]]:
+        """How ``tensors()`` is laid out: the levels that have stacks, and the keys of what was kept aside."""
+        return [i for i, s in enumerate(self.stacks) if s is not None], list(self.aside)
+
+    @classmethod
+    def restore(
+        cls, layout: tuple[list[int], list[tuple[int, int, str]]], tensors: Sequence[torch.Tensor]
+    ) -> _LostBits:
+        """Rebuild from ``layout()`` and the saved ``tensors()``."""
+        lost, (levels, keys) = cls(), layout
+        for n, level in enumerate(levels):
+            lost.stacks[level] = tensors[n]
+        rest = tensors[len(levels) :]
+        lost.aside = {key: (rest[2 * n], rest[2 * n + 1]) for n, key in enumerate(keys)}
+        return lost
+
+
+def _sign(alpha: torch.Tensor) -> torch.Tensor | None:
+    """Alpha's sign as +-1 in its dtype, or None when every alpha is positive (no flips needed)."""
+    if bool((alpha > 0).all()):
+        return None
+    return torch.where(alpha < 0, -1.0, 1.0).to(alpha.dtype)
 
 
 class ReversibleColumns(torch.autograd.Function):
@@ -135,7 +340,8 @@ class ReversibleColumns(torch.autograd.Function):
 
     The first column depends on the stem output alone, so backward recomputes its finest state exactly and
     compares it with the one reconstructed through all later columns: that relative error is the true accumulated
-    reconstruction error of the pass. It is handed to ``report`` (a callable, or None) as a 0-d tensor.
+    reconstruction error of the pass, 0 when every level body recomputed bit for bit (nonzero only with
+    nondeterministic kernels). It is handed to ``report`` (a callable, or None) as a 0-d tensor.
     """
 
     @staticmethod
@@ -162,25 +368,31 @@ class ReversibleColumns(torch.autograd.Function):
         checkpoints: dict[int, int] = {}  # column index -> position of its first state in saved tensors
         saved: list[torch.Tensor] = []
         handed_out: list[torch.Tensor] = []  # states of the supervised columns, returned after the last column's
+        lost = _LostBits()
         states = None
         with torch.no_grad():
             for k, column in enumerate(columns):
                 new_states, down = [], x
+                kept = k - 1 in checkpoints  # the previous column's states are saved: nothing to reconstruct
                 for i in range(NUM_LEVELS):
                     if ctx.rng is not None:
                         ctx.rng.capture((k, i))
-                    down = column.level_forward(i, down, states)
+                    body = column.level_body(i, down, states)
+                    down = column.level_output(i, body, states)
+                    if states is not None and not kept:
+                        lost.push(k, i, states[i], body, _alpha(column, i, down.dtype), down)
                     new_states.append(down)
                 states = new_states
                 if k in supervised:
                     handed_out.extend(states)
-                # Checkpoint every K-th column (never the last one, which is saved anyway) to reset the
-                # reconstruction error of the reverse pass.
+                # Checkpoint every K-th column (never the last one, which is saved anyway): the reverse pass takes
+                # its states from here instead of reconstructing them (and the next column pushes no lost bits).
                 if checkpoint_every and (k + 1) % checkpoint_every == 0 and k + 1 < len(columns):
                     checkpoints[k] = len(saved)
                     saved.extend(states)
         ctx.checkpoints = checkpoints
-        ctx.save_for_backward(x, *states, *saved)
+        ctx.lost = lost.layout()
+        ctx.save_for_backward(x, *states, *saved, *lost.tensors())
         return (*states, *handed_out)
 
     @staticmethod
@@ -203,7 +415,9 @@ class ReversibleColumns(torch.autograd.Function):
             )
         ctx.consumed = True
         x, *rest = ctx.saved_tensors
-        states, saved = list(rest[:NUM_LEVELS]), rest[NUM_LEVELS:]
+        states, rest = list(rest[:NUM_LEVELS]), rest[NUM_LEVELS:]
+        kept = NUM_LEVELS * len(ctx.checkpoints)
+        saved, lost = rest[:kept], _LostBits.restore(ctx.lost, rest[kept:])
         columns: nn.ModuleList = ctx.columns
         param_grads: list[torch.Tensor | None] = [None] * len(ctx.params)
         grads = [torch.zeros_like(s) if g is None else g for s, g in zip(states, grad_states)]
@@ -224,9 +438,10 @@ class ReversibleColumns(torch.autograd.Function):
                     replay = ctx.rng.replay((k, i)) if ctx.rng is not None else nullcontext()
                     with replay, _frozen_running_stats(column.levels[i]):
                         body = column.level_body(i, down, prev)  # Level_l(c_{l-1}^(k), c_{l+1}^(k-1))
-                    if prev is not None and prev[i] is None:  # c_l^(k-1) = (c_l^(k) - body) / alpha
+                    if prev is not None and prev[i] is None:  # c_l^(k-1) = (c_l^(k) - body) / alpha, exactly
                         with torch.no_grad():
-                            prev[i] = column.level_inverse(i, states[i], body).detach().requires_grad_()
+                            alpha = _alpha(column, i, states[i].dtype)
+                            prev[i] = lost.pop(k, i, body.detach(), alpha, states[i]).requires_grad_()
                     start, stop = ctx.spans[k][i]  # c_l^(k) = body + alpha * c_l^(k-1), backpropagated
                     step = _level_backward(column, i, body, down, prev, grads[i], ctx.params[start:stop])
                     # down -> the finer level of this column (or x); up and prev -> the previous column.
@@ -242,13 +457,13 @@ class ReversibleColumns(torch.autograd.Function):
                         param_grads[j] = _add(param_grads[j], g)
                     if first and i == 0 and len(columns) > 1 and ctx.report is not None:
                         with torch.no_grad():  # body = exact first-column state; states[0] = reconstructed one
-                            true = body.float()
-                            ctx.report((states[0].float() - true).norm() / true.norm().clamp_min(1e-30))
+                            true = body.double()
+                            ctx.report((states[0].double() - true).norm() / true.norm().clamp_min(1e-300))
                     del body, step
                 if prev is not None:
                     states = [s.detach() for s in prev]
                     grads = [torch.zeros_like(s) if g is None else g for s, g in zip(states, prev_grads)]
-        ctx.columns = ctx.params = ctx.rng = ctx.report = None
+        ctx.columns = ctx.params = ctx.rng = ctx.report = ctx.lost = None
         return (None, None, None, None, grad_x, *param_grads)
 
 
@@ -350,10 +565,12 @@ def _add(total: torch.Tensor | None, value: torch.Tensor | None) -> torch.Tensor
 def reconstruct_states(
     columns: Sequence[Column], x: torch.Tensor, last: Sequence[torch.Tensor]
 ) -> list[list[torch.Tensor]]:
-    """Recover every column's states from the stem output and the last column, as the reverse pass does.
+    """Recover every column's states from the stem output and the last column by division, (state - body) / alpha.
 
-    Used to measure reconstruction error against the true forward activations. DropPath must be inactive (eval
-    mode or p = 0), since no RNG state is replayed here.
+    This is the arithmetic of reversible backward passes that do not keep what rounding discards (this package's
+    before ``_LostBits``, the reference implementation's): used to measure how fast its error grows against the true
+    forward activations. ``ReversibleColumns`` itself reconstructs exactly. DropPath must be inactive (eval mode or
+    p = 0), since no RNG state is replayed here.
 
     Args:
         columns (Sequence[Column]): The columns, first to last.
