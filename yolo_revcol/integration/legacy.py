@@ -1,9 +1,10 @@
 """Bring checkpoints saved by earlier releases up to the current defaults when they are loaded.
 
-RevCol's ``checkpoint_every`` defaulted to 0 (reconstruct every column) before it defaulted to ``"auto"`` (keep
-exact states often enough for float32 gradients to stay within 1e-4). A checkpoint pickles the value in effect, so
-a model trained before the change would keep 0 for ever. When its YAML (saved in the checkpoint) never set
-``checkpoint_every``, that 0 is the old default, not a choice: it becomes ``"auto"``. A value the YAML set is kept.
+RevCol's ``checkpoint_every`` defaulted to 0 (reconstruct every column) before it defaulted to ``"auto"`` (the
+current default; what it resolves to follows the reverse pass of the installed release). A checkpoint pickles the
+value in effect, so a model trained before the change would keep 0 for ever. When its YAML (saved in the
+checkpoint) never set ``checkpoint_every``, that 0 is the old default, not a choice: it becomes ``"auto"``. A value
+the YAML set is kept.
 """
 
 from __future__ import annotations

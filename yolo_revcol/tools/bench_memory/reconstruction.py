@@ -195,7 +195,8 @@ def reconstruction_section(cfg: BenchConfig) -> Section:
         "## 2. Reconstruction error",
         "",
         "True states: plain forward in eval mode, every column's four states recorded. Reconstruction: "
-        "`reconstruct_states` from the stem output and the last column's states (the reverse pass's arithmetic), "
+        "`reconstruct_states` from the stem output and the last column's states (division only: what the reverse "
+        "pass would rebuild without the bit stacks that make it exact), "
         "restarting from the exact states of every K-th column when `checkpoint_every = K` (anchors are exact, "
         "error 0). Error of a column: max over its four levels of ||rec - true|| / ||true|| (float64 norms). "
         "`bf16-autocast`: the forward and the reconstruction both run under `torch.autocast('cpu', "
