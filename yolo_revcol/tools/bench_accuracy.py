@@ -179,12 +179,16 @@ def resolve_model(name: str, folder: Path | None = None) -> str:
     Ultralytics resolves itself); names found in neither place (``yolov8n.yaml``) come from Ultralytics' own
     ``cfg/models``.
     """
-    folder = folder or Path(tempfile.mkdtemp(prefix="yolo_revcol_yamls_"))
+
+    def written_to() -> Path:
+        return folder or Path(tempfile.mkdtemp(prefix="yolo_revcol_yamls_"))
+
     if "@" in name:
-        return str(scaled_stock_yaml(name, folder).resolve())
-    variant = VARIANT_NAME.match(name)
-    if variant and not Path(name).is_file() and find_variant(variant["variant"]) is not None:
-        return str(variant_path(find_variant(variant["variant"]), folder, variant["scale"]).resolve())
+        return str(scaled_stock_yaml(name, written_to()).resolve())
+    named = VARIANT_NAME.match(name)
+    variant = find_variant(named["variant"]) if named and not Path(name).is_file() else None
+    if variant is not None:
+        return str(variant_path(variant, written_to(), named["scale"]).resolve())
     path = Path(name)
     if path.is_file() or (path.parent != Path(".") and path.parent.is_dir()):
         return str(path.resolve())
