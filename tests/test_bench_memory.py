@@ -124,3 +124,12 @@ def test_aux_section_measures_what_aux_adds(tmp_path):
         saved = [float(r["saved_mib"]) for r in csv.DictReader(f)]
     assert saved[1] > saved[0] and saved[3] > saved[2]  # the heads and the handed-out states cost memory
     assert saved[0] < saved[2]  # the reversible path saves less than plain backprop
+
+
+def test_auto_sentence_says_column_for_one_and_columns_for_more():
+    from dataclasses import replace
+
+    from yolo_revcol.tools.bench_memory import BenchConfig, auto_sentence
+
+    one, several = auto_sentence(replace(BenchConfig(), mem_columns=[1])), auto_sentence(BenchConfig())
+    assert "at 1 column;" in one and "1 columns" not in one and "columns" in several

@@ -31,7 +31,9 @@ def auto_sentence(cfg: BenchConfig) -> str:
         by_k: dict[int, list[str]] = {}
         for c in cfg.mem_columns:
             by_k.setdefault(auto_checkpoint_every(c, dtype), []).append(str(c))
-        return ", ".join(f"K={k} at {' and '.join(cols)} columns" for k, cols in by_k.items())
+        return ", ".join(
+            f"K={k} at {' and '.join(cols)} column{'' if cols == ['1'] else 's'}" for k, cols in by_k.items()
+        )
 
     return (
         "The class default `checkpoint_every: auto` resolves per forward (`RevCol.checkpoint_interval`): in float32 "
