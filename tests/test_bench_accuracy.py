@@ -177,10 +177,17 @@ def test_scaled_stock_names_the_bad_value(tmp_path, name, message):
         scaled_stock_yaml(name, tmp_path)
 
 
-def test_accuracy_command_refuses_a_bad_scaled_name():
-    cmd = [str(BIN / "yolo-revcol"), "accuracy", "--models", "yolov8n.yaml", "yolov8n@q1"]
+@pytest.mark.parametrize("bad, message", [("yolov8n@q1", "expected e.g."), ("yolov8n@w0", "width multiple 0")])
+def test_accuracy_command_refuses_a_bad_scaled_name(bad, message):
+    cmd = [str(BIN / "yolo-revcol"), "accuracy", "--models", "yolov8n.yaml", bad]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "yolov8n@q1" in result.stderr
+    assert result.returncode == 2 and bad in result.stderr and message in result.stderr
+
+
+def test_accuracy_command_refuses_two_models_of_one_name(tmp_path):
+    cmd = [str(BIN / "yolo-revcol"), "accuracy", "--models", str(CFG / "yolov8n-revcol.yaml"), "yolov8n-revcol.yaml"]
+    result = subprocess.run([*cmd, "--project", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "model names (YAML stems) must differ" in result.stderr
 
 
 def test_ledger_run_is_reused_by_key_and_its_notes_ignored(tmp_path):

@@ -120,6 +120,30 @@ SCALED_STOCK = re.compile(
 )
 
 
+def parse_scaled_stock(name: str) -> tuple[str, str, float | None, float | None]:
+    """Split ``yolov8n@d0.17w0.21`` into family, scale and the depth and width multiples it gives (None: not given).
+
+    Raises:
+        ValueError: A name that does not follow the pattern, or a multiple that is not a number in (0, 4].
+    """
+    m = SCALED_STOCK.match(name)
+    if not m or not (m["depth"] or m["width"]):
+        raise ValueError(f"scaled stock model {name!r}: expected e.g. yolov8n@w0.21 or yolov8n@d0.17w0.21")
+    multiples = []
+    for label in ("depth", "width"):
+        if m[label] is None:
+            multiples.append(None)
+            continue
+        try:
+            multiple = float(m[label])
+        except ValueError:
+            raise ValueError(f"scaled stock model {name!r}: {label} multiple {m[label]!r} is not a number") from None
+        if not 0 < multiple <= 4:
+            raise ValueError(f"scaled stock model {name!r}: {label} multiple {multiple:g} must be in (0, 4]")
+        multiples.append(multiple)
+    return m["family"], m["scale"], *multiples
+
+
 def scaled_stock_yaml(name: str, folder: Path) -> Path:
     """Write Ultralytics' own YAML of a stock family at a custom scale (``yolov8n@d0.17w0.21``) into ``folder``.
 
@@ -135,28 +159,17 @@ def scaled_stock_yaml(name: str, folder: Path) -> Path:
         (Path): The written YAML (its stem names the runs, and keeps the scale letter Ultralytics reads).
 
     Raises:
-        ValueError: A name that does not follow the pattern, or a multiple that is not in (0, 4].
+        ValueError: As ``parse_scaled_stock``.
     """
     import yaml
     from ultralytics.utils import ROOT
 
-    m = SCALED_STOCK.match(name)
-    if not m or not (m["depth"] or m["width"]):
-        raise ValueError(f"scaled stock model {name!r}: expected e.g. yolov8n@w0.21 or yolov8n@d0.17w0.21")
-    family, scale = m["family"], m["scale"]
+    family, scale, new_depth, new_width = parse_scaled_stock(name)
     base = yaml.safe_load(
         (ROOT / "cfg" / "models" / ("v8" if family == "yolov8" else "11") / f"{family}.yaml").read_text()
     )
     depth, width, max_channels = base["scales"][scale]
-    for label, value in (("depth", m["depth"]), ("width", m["width"])):
-        if value is not None:
-            try:
-                multiple = float(value)
-            except ValueError:
-                raise ValueError(f"scaled stock model {name!r}: {label} multiple {value!r} is not a number") from None
-            if not 0 < multiple <= 4:
-                raise ValueError(f"scaled stock model {name!r}: {label} multiple {multiple:g} must be in (0, 4]")
-            depth, width = (multiple, width) if label == "depth" else (depth, multiple)
+    depth, width = new_depth or depth, new_width or width
     base["scales"] = {scale: [depth, width, max_channels]}
     path = Path(folder) / f"{family}{scale}-d{depth:g}-w{width:g}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -663,11 +676,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--readme", type=Path, help="also replace the <!-- accuracy:start/end --> block of this file")
     args = p.parse_args(argv)
     fill_training_defaults(p, args)
-    if len(set(args.models)) != len(args.models):
-        p.error(f"models must differ: {args.models}")
     for m in args.models:
-        if "@" in m and not (SCALED_STOCK.match(m) and re.search(r"@[dw]", m)):
-            p.error(f"scaled stock model {m!r}: expected e.g. yolov8n@w0.21 or yolov8n@d0.17w0.21")
+        if "@" in m:
+            try:
+                parse_scaled_stock(m)
+            except ValueError as e:
+                p.error(str(e))
     return args
 
 
@@ -677,9 +691,13 @@ def main(argv: list[str] | None = None) -> int:
     offline()  # before Ultralytics is imported; subprocesses inherit it
     settings = settings_of(args)
     project = args.project.resolve()  # absolute: Ultralytics puts relative projects under runs/<task>/
+    models = [resolve_model(m, project / "yamls") for m in args.models]
+    names = [Path(m).stem for m in models]  # what the tables and run folders are named by
+    if len(set(names)) != len(names):
+        print(f"yolo-revcol accuracy: error: model names (YAML stems) must differ: {names}", file=sys.stderr)
+        return 2
     data = resolve_data(args.data, args.quick, project / "data")
     stem = Path(data).stem
-    models = [resolve_model(m, project / "yamls") for m in args.models]
     note = (
         f"Measured by `{command_line()}` on {machine()}.\n"
         f"Dataset {stem}; from scratch, identical settings, seeds {', '.join(map(str, args.seeds))}: "
