@@ -38,7 +38,8 @@ def state_bytes(cfg: BenchConfig) -> int:
 def test_saved_bytes_flat_for_reversible_linear_for_plain(block):
     """Reversible saves the same bytes at 2, 4 and 8 columns; plain and checkpoint grow by a fixed step per column."""
     saved = {(m, c): measure_saved(TINY, block, c, m).nbytes for m in MODES for c in (2, 4, 8)}
-    assert saved[("reversible", 2)] == saved[("reversible", 4)] == saved[("reversible", 8)]
+    saved[("reversible", 16)] = measure_saved(TINY, block, 16, "reversible").nbytes  # the default checkpoint_every
+    assert saved[("reversible", 2)] == saved[("reversible", 4)] == saved[("reversible", 8)] == saved[("reversible", 16)]
     plain_step = (saved[("plain", 4)] - saved[("plain", 2)]) / 2
     assert plain_step > state_bytes(TINY)  # a plain column keeps more than its states: every activation inside
     assert saved[("plain", 8)] - saved[("plain", 4)] == pytest.approx(4 * plain_step, rel=0.02)
@@ -76,8 +77,19 @@ def test_growth_per_column():
 @pytest.mark.parametrize("block", BLOCKS)
 def test_gradient_error_small_in_float32(block):
     """Two float32 columns: the reversible path's gradients match plain backprop to float32 rounding."""
-    first, total = measure_gradient_error(TINY, block, 2, "default", "float32", 0)
-    assert 0 <= first < 1e-4 and 0 <= total < 1e-4
+    first, total, reconstruction = measure_gradient_error(TINY, block, 2, "default", "float32", 0)
+    assert 0 <= first < 1e-4 and 0 <= total < 1e-4 and reconstruction == 0.0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bf16-autocast"])
+def test_default_pass_is_exact_where_division_only_drifts(dtype):
+    """Four trained-like convnext columns at the default: the pass rebuilds the first column bit for bit (its own
+    reconstruction error is 0) and its gradients match plain backprop, while division alone is visibly off."""
+    cfg = BenchConfig(**{**QUICK, "rec_every": [0]})
+    check = measure_gradient_error(cfg, "convnext", 4, "trained-like", dtype)  # checkpoint_every: the default
+    division = measure_reconstruction(cfg, "convnext", 4, "trained-like", dtype)[0][0]
+    assert check.reconstruction == 0.0 and division > 1e-7
+    assert check.total < (1e-5 if dtype == "float32" else 1e-2)
 
 
 def test_rss_worker_runs_as_a_module_entry_point():
@@ -109,6 +121,7 @@ def test_memory_command_writes_report_csv_plot_and_readme_block(tmp_path):
         "<!-- memory:end -->\nafter\n"
     )
     assert "old" not in block and "| c2f | 8 |" in block and "| convnext | 8 |" in block
+    assert "reversible, default (MiB)" in block and "float32: default pass" in block  # the default beside K
 
 
 def test_aux_section_measures_what_aux_adds(tmp_path):
@@ -132,4 +145,4 @@ def test_auto_sentence_says_column_for_one_and_columns_for_more():
     from yolo_revcol.tools.bench_memory import BenchConfig, auto_sentence
 
     one, several = auto_sentence(replace(BenchConfig(), mem_columns=[1])), auto_sentence(BenchConfig())
-    assert "at 1 column;" in one and "1 columns" not in one and "columns" in several
+    assert "K=0 at 1 column." in one and "1 columns" not in one and "columns" in several

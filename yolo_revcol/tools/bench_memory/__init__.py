@@ -11,8 +11,9 @@ the block the shipped YAMLs use, and ``convnext``, the paper's block and ``RevCo
 Sections: (1) bytes saved for backward (``saved_tensors_hooks``) and peak RSS (one fresh subprocess per
 configuration), (2) the reverse pass's reconstruction error against the true forward activations, in float32 and
 under CPU bfloat16 autocast, with default and trained-looking weights, and what it does to the parameter gradients
-(reversible vs plain), (3) the training-step time of each mode relative to ``plain``. Every reversible model is built
-with an explicit ``checkpoint_every`` (K; 0 unless a table says otherwise), not the class default "auto". Writes
+(reversible vs plain), (3) the training-step time of each mode relative to ``plain``. Reversible models run at the
+class default ``checkpoint_every: auto`` beside explicit values (K) where a table names them; the reconstruction
+error is shown both for division-only arithmetic and for the reverse pass itself (exact by default). Writes
 ``memory.md``, ``memory.csv`` (one measurement per row) and ``memory.png`` into ``--out`` and prints the tables.
 
 Opt-in (``--sections aux``): what intermediate supervision (the RevCol ``aux`` option) adds to a training step of
@@ -48,6 +49,7 @@ from .common import (
     shipped_block,
 )
 from .reconstruction import (
+    GradientCheck,
     column_errors,
     gradient_section,
     growth_per_column,
@@ -59,7 +61,7 @@ from .reconstruction import (
     true_states,
 )
 from .rss import MALLOC_ENV, RSS_CHILD, measure_rss, rss_child_main, rss_section, rss_worker
-from .saved import TARGET_REV_GROWTH, TARGET_REV_VS_PLAIN, SavedTensorCounter, measure_saved, saved_section
+from .saved import TARGET_REV_GROWTH, TARGET_REV_VS_PLAIN, TARGETS, SavedTensorCounter, measure_saved, saved_section
 from .summary import auto_sentence, describe, plot, plot_errors, readme_block
 from .timing import measure_step_times, time_section, train_step
 
@@ -76,8 +78,10 @@ __all__ = [
     "SECTIONS",
     "TARGET_REV_GROWTH",
     "TARGET_REV_VS_PLAIN",
+    "TARGETS",
     "BenchConfig",
     "CheckpointedRevCol",
+    "GradientCheck",
     "SavedTensorCounter",
     "Section",
     "auto_sentence",

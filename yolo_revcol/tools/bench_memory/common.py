@@ -38,10 +38,12 @@ class BenchConfig:
         kernel (int): Spatial kernel size of the blocks.
         mlp_ratio (float): MLP expansion ratio (convnext only; c2f blocks have none).
         mem_columns (list[int]): Column counts for saved bytes.
-        mem_every (list[int]): Extra ``checkpoint_every`` values of the reversible mode in the saved-bytes table.
+        mem_every (list[int]): Explicit ``checkpoint_every`` values measured beside the reversible mode's default
+            (``auto``) in the saved-bytes table.
         rss_columns (list[int]): Column counts for peak RSS (one subprocess per count and mode).
         rec_columns (list[int]): Column counts for the reconstruction error.
-        rec_every (list[int]): ``checkpoint_every`` values emulated in the reconstruction error (0: none).
+        rec_every (list[int]): ``checkpoint_every`` values of the division-only reconstruction (0: none); the
+            gradient check runs the reversible path at the default and at the nonzero ones.
         grad_columns (list[int]): Column counts for the gradient check (reversible vs plain gradients).
         time_columns (list[int]): Column counts for the step-time ratios.
         reps (int): Timed repetitions per mode (after ``warmup``), interleaved across modes.
@@ -60,12 +62,12 @@ class BenchConfig:
     imgsz: int = 256
     kernel: int = 3
     mlp_ratio: float = 4.0
-    mem_columns: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    mem_columns: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
     mem_every: list[int] = field(default_factory=lambda: [1, 2, 4])
-    rss_columns: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    rss_columns: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
     rec_columns: list[int] = field(default_factory=lambda: [2, 4, 8, 16])
     rec_every: list[int] = field(default_factory=lambda: [0, 2, 4])
-    grad_columns: list[int] = field(default_factory=lambda: [2, 4, 8])
+    grad_columns: list[int] = field(default_factory=lambda: [2, 4, 8, 16])
     time_columns: list[int] = field(default_factory=lambda: [2, 4, 8])
     reps: int = 7
     warmup: int = 1
@@ -163,7 +165,7 @@ class CheckpointedRevCol(nn.Module):
 
 
 def build_model(
-    cfg: BenchConfig, block: str, columns: int, mode: str, seed: int | None = None, every: int = 0
+    cfg: BenchConfig, block: str, columns: int, mode: str, seed: int | None = None, every: int | str = "auto"
 ) -> nn.Module:
     """Build a RevCol of one block family with ``columns`` columns, run as ``mode``, in training mode.
 
@@ -173,8 +175,8 @@ def build_model(
         columns (int): Number of columns.
         mode (str): One of ``MODES``.
         seed (int | None): Seed for the weights; ``cfg.seed`` when None.
-        every (int): ``checkpoint_every`` of the model (used by the reversible mode only); explicit, so that the
-            class default "auto" never chooses for the benchmark.
+        every (int | str): ``checkpoint_every`` of the model (used by the reversible mode only); the class
+            default "auto" unless a table measures an explicit K.
 
     Returns:
         (nn.Module): The model; for ``checkpoint`` a ``CheckpointedRevCol``.

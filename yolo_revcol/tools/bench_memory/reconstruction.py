@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -95,10 +96,26 @@ def measure_reconstruction(
     return out
 
 
+class GradientCheck(NamedTuple):
+    """The reversible path against plain backprop on one model (relative errors, float64 norms).
+
+    Attributes:
+        first (float): Gradient error over the first column's parameters (the end of the reverse pass).
+        total (float): Gradient error over all parameters.
+        reconstruction (float | None): The pass's own reconstruction error of the first column's finest state
+            (``RevCol.reconstruction_error``: the reconstructed value against the one recomputed from the stem),
+            None with one column.
+    """
+
+    first: float
+    total: float
+    reconstruction: float | None
+
+
 def measure_gradient_error(
-    cfg: BenchConfig, block: str, columns: int, weights: str, dtype: str, every: int
-) -> tuple[float, float]:
-    """Relative error of the reversible path's parameter gradients against plain autograd on the same model.
+    cfg: BenchConfig, block: str, columns: int, weights: str, dtype: str, every: int | str = "auto"
+) -> GradientCheck:
+    """The reversible path's parameter gradients and reconstruction against plain autograd on the same model.
 
     Both runs use the same weights, input, dtype setting and a loss that weights every output element with a fixed
     random factor, so the only difference is that the reversible path recomputes from reconstructed states.
@@ -109,10 +126,10 @@ def measure_gradient_error(
         columns (int): Number of columns.
         weights (str): ``default`` or ``trained-like`` (see ``measure_reconstruction``).
         dtype (str): ``float32`` or ``bf16-autocast`` (both runs under CPU bf16 autocast).
-        every (int): ``checkpoint_every`` of the reversible run.
+        every (int | str): ``checkpoint_every`` of the reversible run (the class default "auto" unless given).
 
     Returns:
-        (tuple[float, float]): (error over the first column's parameters, error over all parameters).
+        (GradientCheck): Gradient errors (first column, all parameters) and the pass's reconstruction error.
     """
     model = build_model(cfg, block, columns, "plain", every=every)
     if weights == "trained-like":
@@ -130,7 +147,10 @@ def measure_gradient_error(
         sum((o.float() * f).sum() for o, f in zip(out, factors)).backward()
         return [p.grad.detach().clone() for p in model.parameters()]
 
-    ref, rev = grads(False), grads(True)
+    ref = grads(False)
+    model.reconstruction_error = None
+    rev = grads(True)
+    error = model.reconstruction_error
     first = {id(p) for p in model.columns[0].parameters()}
     mask = [id(p) in first for p in model.parameters()]
 
@@ -140,7 +160,9 @@ def measure_gradient_error(
         return (num / max(den, 1e-300)) ** 0.5
 
     pairs = list(zip(ref, rev))
-    return rel([pq for pq, m in zip(pairs, mask) if m]), rel(pairs)
+    return GradientCheck(
+        rel([pq for pq, m in zip(pairs, mask) if m]), rel(pairs), None if error is None else float(error)
+    )
 
 
 def growth_per_column(errors: Sequence[float]) -> tuple[float, float, float] | None:
@@ -194,9 +216,11 @@ def reconstruction_section(cfg: BenchConfig) -> Section:
     md = [
         "## 2. Reconstruction error",
         "",
+        "First the division-only arithmetic, x_prev = (x - body) / alpha, which is what a reverse pass rebuilds "
+        "without the lost-bit stacks that make RevCol's exact (the error those stacks remove, and what keeping "
+        "every K-th column used to buy); the last table of this section is the reverse pass itself. "
         "True states: plain forward in eval mode, every column's four states recorded. Reconstruction: "
-        "`reconstruct_states` from the stem output and the last column's states (division only: what the reverse "
-        "pass would rebuild without the bit stacks that make it exact), "
+        "`reconstruct_states` from the stem output and the last column's states, "
         "restarting from the exact states of every K-th column when `checkpoint_every = K` (anchors are exact, "
         "error 0). Error of a column: max over its four levels of ||rec - true|| / ||true|| (float64 norms). "
         "`bf16-autocast`: the forward and the reconstruction both run under `torch.autocast('cpu', "
@@ -238,36 +262,51 @@ def gradient_section(cfg: BenchConfig) -> Section:
     """Relative error of the reversible path's parameter gradients against plain backprop.
 
     Returns:
-        (Section): ``data``: ``grad`` ((block, weights, dtype, columns, K) -> (first column, all parameters)).
+        (Section): ``data``: ``grad`` ((block, weights, dtype, columns, K) -> ``GradientCheck``; K "auto" is the
+            class default).
     """
-    grad: dict[tuple[str, str, str, int, int], tuple[float, float]] = {}
+    grad: dict[tuple[str, str, str, int, int | str], GradientCheck] = {}
     records = []
+    metrics = ("grad_rel_error_first_column", "grad_rel_error_all", "pass_reconstruction_error")
     for block in cfg.blocks:
         for weights in ("default", "trained-like"):
             for dtype in ("float32", "bf16-autocast"):
                 for c in cfg.grad_columns:
-                    for every in (e for e in cfg.rec_every if not e or e < c):
+                    for every in ("auto", *(e for e in cfg.rec_every if e and e < c)):
                         grad[(block, weights, dtype, c, every)] = e = measure_gradient_error(
                             cfg, block, c, weights, dtype, every
                         )
-                        for metric, v in zip(("grad_rel_error_first_column", "grad_rel_error_all"), e):
+                        for metric, v in zip(metrics, e):
                             records.append(dict(section="gradient", block=block, weights=weights, dtype=dtype,
                                                 columns=c, checkpoint_every=every, metric=metric, value=v))  # fmt: skip
-                        print(f"grad   {block:8s} {weights:12s} {dtype:13s} {c:2d} cols K={every}: all {e[1]:.3e}")
+                        print(f"grad   {block:8s} {weights:12s} {dtype:13s} {c:2d} cols K={every}: all {e.total:.3e}, "
+                              f"reconstruction {fmt(e.reconstruction, '.1e')}", flush=True)  # fmt: skip
     if not grad:
         return Section("", records, dict(grad=grad))
     md = [
-        "### Gradient error of the reversible path",
+        "### The reverse pass itself: reconstruction and gradients",
         "",
-        "What the reconstruction error does to training: parameter gradients of `reversible=True` (with "
-        "`checkpoint_every=K`) against `reversible=False` on the same model, weights (as above), input and dtype "
-        "setting (for `bf16-autocast` both runs are under autocast, so the reference is bf16 training too); loss = "
-        "sum of every output element times a fixed random factor. ||g_rev - g_plain|| / ||g_plain|| over the "
-        "first column's parameters and over all parameters. Training mode: c2f's BatchNorms use batch statistics.",
+        "What training gets: parameter gradients of `reversible=True` (at the class default `checkpoint_every: "
+        "auto`, and at explicit K) against `reversible=False` on the same model, weights (as above), input and "
+        "dtype setting (for `bf16-autocast` both runs are under autocast, so the reference is bf16 training too); "
+        "loss = sum of every output element times a fixed random factor. ||g_rev - g_plain|| / ||g_plain|| over the "
+        "first column's parameters and over all parameters. `pass reconstruction`: the reverse pass's own error "
+        "at its end (`RevCol.reconstruction_error`, the first column's finest state reconstructed through every "
+        "later column against the same state recomputed from the stem). Training mode: c2f's BatchNorms use batch "
+        "statistics.",
         "",
         markdown_table(
-            ["block", "weights", "dtype", "columns", "checkpoint_every", "first column params", "all params"],
-            [[b, w, d, c, k, f"{x:.2e}", f"{y:.2e}"] for (b, w, d, c, k), (x, y) in grad.items()],
-        ),
+            [
+                "block",
+                "weights",
+                "dtype",
+                "columns",
+                "checkpoint_every",
+                "first column params",
+                "all params",
+                "pass reconstruction",
+            ],
+            [[b, w, d, c, k, f"{x:.2e}", f"{y:.2e}", fmt(r, ".2e")] for (b, w, d, c, k), (x, y, r) in grad.items()],
+        ),  # fmt: skip
     ]
     return Section("\n".join(md), records, dict(grad=grad))

@@ -167,6 +167,7 @@ def rss_section(cfg: BenchConfig) -> Section:
     for block in cfg.blocks:
         for name, num, den in (
             ("RSS step growth reversible(8) / reversible(2)", ("reversible", 8), ("reversible", 2)),
+            ("RSS step growth reversible(16) / reversible(2)", ("reversible", 16), ("reversible", 2)),
             ("RSS step growth reversible(4) / plain(4)", ("reversible", 4), ("plain", 4)),
             ("RSS step growth checkpoint(4) / plain(4)", ("checkpoint", 4), ("plain", 4)),
         ):

@@ -17,8 +17,8 @@ def describe(cfg: BenchConfig, quick: bool) -> str:
     return (
         f"Config: block families {blocks}; channels {cfg.channels}, layers {cfg.layers}, kernel {cfg.kernel}, "
         f"mlp_ratio {cfg.mlp_ratio} (convnext), batch {cfg.batch}, input {cfg.imgsz}x{cfg.imgsz}, float32 unless a "
-        f"table says otherwise, training mode, drop_path 0, seed {cfg.seed}; every reversible model with an explicit "
-        "`checkpoint_every` (K), not the class default `auto`."
+        f"table says otherwise, training mode, drop_path 0, seed {cfg.seed}; reversible models at the class default "
+        "`checkpoint_every: auto` (as a YAML without the option gets it) unless a column names an explicit K."
         + (" **Quick (smoke-test) sizes: the targets are informational only (the stem's fixed share dominates tiny "
            "models).**" if quick else "")
     )  # fmt: skip
@@ -31,20 +31,24 @@ def auto_sentence(cfg: BenchConfig) -> str:
         by_k: dict[int, list[str]] = {}
         for c in cfg.mem_columns:
             by_k.setdefault(auto_checkpoint_every(c, dtype), []).append(str(c))
-        return ", ".join(
-            f"K={k} at {' and '.join(cols)} column{'' if cols == ['1'] else 's'}" for k, cols in by_k.items()
-        )
 
+        def listed(cols: list[str]) -> str:
+            return cols[0] if len(cols) == 1 else f"{', '.join(cols[:-1])} and {cols[-1]}"
+
+        return ", ".join(f"K={k} at {listed(cols)} column{'' if cols == ['1'] else 's'}" for k, cols in by_k.items())
+
+    fp32, bf16, fp16 = (resolved(d) for d in (torch.float32, torch.bfloat16, torch.float16))
+    where = f"in float32 and under bf16 and fp16 autocast to {fp32}" if fp32 == bf16 == fp16 else (
+        f"in float32 to {fp32}; under bf16 autocast to {bf16}; under fp16 autocast to {fp16}"
+    )  # fmt: skip
     return (
-        "The class default `checkpoint_every: auto` resolves per forward (`RevCol.checkpoint_interval`): in float32 "
-        f"to {resolved(torch.float32)}; under bf16 autocast to {resolved(torch.bfloat16)}"
-        + (" (fp16 alike)" if resolved(torch.float16) == resolved(torch.bfloat16) else "")
-        + ". K=1 keeps every column's states. The K columns above are those settings, measured in float32."
+        f"The class default `checkpoint_every: auto` resolves per forward (`RevCol.checkpoint_interval`) {where}. "
+        "K=0 keeps no column's states (the exact reverse pass rebuilds them), K=1 every column's, K=2 every second."
     )
 
 
 def readme_block(cfg: BenchConfig, sections: dict[str, Section], note: str) -> str:
-    """The README summary: saved bytes, targets, what ``auto`` means, reconstruction error and step-time ratios."""
+    """The README summary: saved bytes at the default and explicit K, targets, the reverse pass's error and time."""
     saved, targets = sections["saved bytes"].data["saved"], sections["saved bytes"].data["targets"]
     ks = [k for k in (1, 2) if k in cfg.mem_every]
     rows = []
@@ -53,58 +57,74 @@ def readme_block(cfg: BenchConfig, sections: dict[str, Section], note: str) -> s
             mib = {m: saved[(block, m, c)].nbytes / MIB for m in (*MODES, *(f"reversible-K{k}" for k in ks))}
             rows.append([block, c, f"{mib['reversible']:.2f}", *(f"{mib[f'reversible-K{k}']:.2f}" for k in ks)])
             rows[-1] += [f"{mib['plain']:.2f}", f"{mib['checkpoint']:.2f}", f"{mib['reversible'] / mib['plain']:.3f}"]
-    header = ["block", "columns", "reversible, K=0 (MiB)", *(f"reversible, K={k} (MiB)" for k in ks), "plain (MiB)"]
-    header += ["checkpoint per column (MiB)", "reversible K=0 / plain"]
+    header = ["block", "columns", "reversible, default (MiB)", *(f"reversible, K={k} (MiB)" for k in ks)]
+    header += ["plain (MiB)", "checkpoint per column (MiB)", "reversible default / plain"]
     verdicts = []
     for block in cfg.blocks:
-        (growth, g_limit), (share, s_limit) = (targets[(block, name)] for name in (
-            "saved bytes reversible(8) / reversible(2)", "saved bytes reversible(4) / plain(4)"))  # fmt: skip
-        verdicts.append(
-            f"{block}: reversible (K=0) at 8 columns is {fmt(growth, '.2f')}x its 2-column figure (target <= "
-            f"{g_limit}x), at 4 columns {fmt(share)}x plain (target <= {s_limit}x)."
-        )
+        growth = [(c, targets.get((block, f"saved bytes reversible({c}) / reversible(2)"))) for c in (8, 16)]
+        growth = [(c, v) for c, v in growth if v and v[0] is not None]
+        share, s_limit = targets[(block, "saved bytes reversible(4) / plain(4)")]
+        ratios = " and ".join(fmt(v[0], ".2f") + "x" for _, v in growth)
+        counts = " and ".join(str(c) for c, _ in growth)
+        flat = f"{ratios} its 2-column bytes at {counts} columns (target <= {growth[0][1][1]}x) and " if growth else ""
+        verdicts.append(f"{block}: reversible (default) saves {flat}{fmt(share)}x plain's at 4 columns (target <= "
+                        f"{s_limit}x).")  # fmt: skip
     parts = [
         note,
-        "Bytes saved for backward (`saved_tensors_hooks`, distinct storages, stem included; K = `checkpoint_every`):",
+        "Bytes saved for backward (`saved_tensors_hooks`, distinct storages, stem included; default = the class "
+        "default `checkpoint_every: auto`; K = an explicit `checkpoint_every`):",
         "",
         markdown_table(header, rows),
         " ".join(verdicts) + " " + auto_sentence(cfg),
         "",
     ]
     rec, growth = sections["reconstruction"].data["rec"], sections["reconstruction"].data["growth"]
-    if rec:
+    grad = sections["gradient check"].data["grad"]
+    if rec or grad:
         lo, hi = cfg.alpha_range
         rec_rows = []
         for block in cfg.blocks:
-            for c in cfg.rec_columns:
-                keys = [(block, "trained-like", d, c, k) for d in ("float32", "bf16-autocast") for k in (0, 2)]
-                cells = [rec.get(k) for k in keys]
-                first = [fmt(v[0] if v else None, ".1e", "-") for v in cells[:3]]
-                rec_rows.append([block, c, *first, fmt(max(cells[3]) if cells[3] else None, ".1e", "-")])
+            for c in sorted({*cfg.rec_columns, *cfg.grad_columns}):
+                row = [block, c]
+                for dtype in ("float32", "bf16-autocast"):
+                    division, exact = rec.get((block, "trained-like", dtype, c, 0)), grad.get(
+                        (block, "trained-like", dtype, c, "auto"))  # fmt: skip
+                    row.append(fmt(division[0] if division else None, ".1e", "-"))
+                    row += [fmt(exact.reconstruction if exact else None, ".1e", "-")]
+                    row += [fmt(exact.total if exact else None, ".1e", "-")]
+                rec_rows.append(row)
         rates = [
             f"{b} {d}: {fmt(g[0], '.1f')}x ({fmt(g[1], '.1f')}-{fmt(g[2], '.1f')}x)"
             for (b, w, d), g in growth.items()
             if w == "trained-like" and g
         ]
         parts += [
-            f"Relative reconstruction error of the first column's states, trained-like weights (|alpha| in [{lo}, "
-            f"{hi}]; convnext layer scales about {cfg.gamma}):",
+            f"Relative error of the first column's states after the reverse pass and of all parameter gradients "
+            f"against plain backprop, trained-like weights (|alpha| in [{lo}, {hi}]; convnext layer scales about "
+            f"{cfg.gamma}). Division only: (x - body) / alpha without the lost-bit stacks (what a reverse pass "
+            "without them rebuilds, K=0); default: RevCol's reverse pass as shipped (its own "
+            "`reconstruction_error`, and the gradients of a real backward):",
             "",
             markdown_table(
                 [
                     "block",
                     "columns",
-                    "float32, K=0",
-                    "float32, K=2",
-                    "bf16 autocast, K=0",
-                    "bf16 autocast, K=2 (worst column)",
+                    "float32: division only",
+                    "float32: default pass",
+                    "float32: gradients",
+                    "bf16 autocast: division only",
+                    "bf16 autocast: default pass",
+                    "bf16 autocast: gradients",
                 ],
                 rec_rows,
             ),  # fmt: skip
-            f"Each further reconstructed column multiplies the error by (geometric mean, range; K=0 at "
-            f"{max(cfg.rec_columns)} columns, trained-like): " + "; ".join(rates) + ".",
-            "",
         ]
+        if rates:
+            parts.append(
+                f"Division only, each further reconstructed column multiplies the error by (geometric mean, range; "
+                f"{max(cfg.rec_columns)} columns): " + "; ".join(rates) + "."
+            )
+        parts.append("")
     ratios = sections["step time"].data["ratios"]
     if ratios:
         steps = [
@@ -112,9 +132,9 @@ def readme_block(cfg: BenchConfig, sections: dict[str, Section], note: str) -> s
             for block in cfg.blocks
         ]
         parts += [
-            f"Training step (forward + backward + SGD step), reversible (K=0) / plain, medians of {cfg.reps} "
-            f"interleaved steps in one run: {'; '.join(steps)} columns (recomputation costs one extra forward of "
-            "every level).",
+            f"Training step (forward + backward + SGD step), reversible (default) / plain, medians of {cfg.reps} "
+            f"interleaved steps in one run: {'; '.join(steps)} columns (the reverse pass recomputes every level "
+            "once more and pops its bit stacks).",
         ]
     return "\n".join(parts) + "\n"
 
@@ -157,7 +177,7 @@ def plot(path: Path, cfg: BenchConfig, sections: dict[str, Section]) -> None:
 def plot_errors(ax, errors: dict[tuple[str, str, int, int], float]) -> None:
     """Log-scale lines of one error per (weights, dtype, K) against the column count (colour: setting, style: K)."""
     settings = sorted({(w, d) for w, d, _, _ in errors})
-    everies = sorted({e for _, _, _, e in errors})
+    everies = sorted({e for _, _, _, e in errors}, key=str)  # "auto" beside ints
     for i, (w, d) in enumerate(settings):
         for e in everies:
             cols = sorted(c for w2, d2, c, e2 in errors if (w2, d2, e2) == (w, d, e))

@@ -78,9 +78,10 @@ def time_section(cfg: BenchConfig) -> Section:
     md = [
         "## 3. Training step time",
         "",
-        f"Forward + backward + SGD(momentum 0.9) step, same config, identical initial weights, reversible with "
-        f"`checkpoint_every=0`; {cfg.warmup} untimed step(s) per mode, then {cfg.reps} rounds each timing one step of "
-        "every mode (order rotated every round); medians. Ratios of medians, from one run of the command.",
+        f"Forward + backward + SGD(momentum 0.9) step, same config, identical initial weights, reversible at the "
+        f"class default `checkpoint_every: auto`; {cfg.warmup} untimed step(s) per mode, then {cfg.reps} rounds "
+        "each timing one step of every mode (order rotated every round); medians. Ratios of medians, from one run "
+        "of the command.",
         "",
         markdown_table(
             [
