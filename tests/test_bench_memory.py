@@ -146,3 +146,62 @@ def test_auto_sentence_says_column_for_one_and_columns_for_more():
 
     one, several = auto_sentence(replace(BenchConfig(), mem_columns=[1])), auto_sentence(BenchConfig())
     assert "K=0 at 1 column." in one and "1 columns" not in one and "columns" in several
+
+
+TINY_PAPER_YAML = """\
+nc: 8
+backbone:
+  - [-1, 1, RevCol, [[8, 16, 24, 32], [1, 1, 1, 1], 4, {block: convnext, stem: patchify, kernel: 3, drop_path: 0.1}]]
+  - [0, 1, Index, [24, 2]]
+  - [0, 1, Index, [32, 3]]
+head:
+  - [[1, 2], 1, Detect, [nc]]
+"""
+
+
+def test_paper_section_reports_default_beside_explicit_setting(tmp_path, monkeypatch):
+    """`--sections paper` on a tiny 4-column stand-in for RevCol-T: the default pass rebuilds exactly where division
+    alone drifts, both reversible settings save less than plain backprop, and the files and README block are written.
+    """
+    from yolo_revcol.tools.bench_memory import paper
+
+    (tmp_path / "tiny-revcol.yaml").write_text(TINY_PAPER_YAML)
+    monkeypatch.setitem(paper.PAPER_MODELS, "t", ("Tiny", str(tmp_path / "tiny-revcol.yaml"), "yolov8n.yaml"))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- paper-memory:start -->\nold\n<!-- paper-memory:end -->\n")
+    rec, steps = paper.paper_section(tmp_path, ["t"], TINY, rec_imgsz=32, imgsz=64, batch=1, reps=1, readme=readme)
+    values = {(w, d, s, m): v for _, columns, w, d, s, m, v in rec}
+    for weights in ("default", "trained-like"):
+        for dtype, tol in (("float32", 1e-5), ("bf16-autocast", 1e-2)):
+            for setting in ("default", "K=2"):
+                assert values[(weights, dtype, setting, "reconstruction")] == 0.0
+                assert values[(weights, dtype, setting, "gradients")] < tol
+    assert values[("trained-like", "float32", "K=0", "division")] > 1e-7  # what the lost-bit stacks remove
+    division = {k: values[("trained-like", "float32", f"K={k}", "division")] for k in (0, 2)}
+    assert division[2] < division[0]  # a kept column restarts the drift
+    assert [s[1] for s in steps] == ["stock", "reversible, default", "reversible, checkpoint_every 2", "plain backprop"]
+    saved = {s[1]: s[2] for s in steps}
+    assert steps[0][3] == steps[0][5] == 1.0
+    assert 0 < saved["reversible, default"] < saved["plain backprop"]
+    assert 0 < saved["reversible, checkpoint_every 2"] < saved["plain backprop"]
+    assert all((tmp_path / f).is_file() for f in ("paper_memory.md", "paper_memory.csv", "paper_memory_step.csv"))
+    block = readme.read_text()
+    assert "old" not in block and "| Tiny | 4 | init | float32 |" in block and "| yolov8n | stock |" in block
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (["--paper-imgsz", "100"], "--paper-imgsz must be a multiple of 32, got 100"),
+        (["--paper-reps", "0"], "--paper-reps must be >= 1, got 0"),
+        (["--paper-models", "x"], "argument --paper-models: invalid choice: 'x'"),
+    ],
+)
+def test_paper_options_are_checked(bad, message, capsys):
+    from yolo_revcol.tools.bench_memory import parse_args
+
+    args = parse_args(["--sections", "paper"])
+    assert args.paper_models == ["t", "s", "b"] and args.paper_step_models == ["t"]
+    with pytest.raises(SystemExit):
+        parse_args(["--sections", "paper", *bad])
+    assert message in capsys.readouterr().err

@@ -18,15 +18,19 @@ error is shown both for division-only arithmetic and for the reverse pass itself
 
 Opt-in (``--sections aux``): what intermediate supervision (the RevCol ``aux`` option) adds to a training step of
 yolov8<scale>-revcol, saved bytes and step time with and without it (``aux_memory.md`` and ``.csv``).
+Opt-in (``--sections paper``): the paper's RevCol-T/S/B YAMLs, their reverse pass at 4/8/16 columns (division only
+against the shipped pass, default and explicit ``checkpoint_every``) and a YOLO training step against the stock
+YOLOv8 of the same neck (``paper_memory.md`` and ``.csv``, ``paper_memory_step.csv``).
 
 Modules: ``common`` (config, models, inputs), one per section (``saved``, ``rss``, ``reconstruction``, ``timing``,
-``aux``), ``summary`` (README block and figure) and ``command`` (``parse_args``, ``main``).
+``aux``, ``paper``), ``summary`` (README block and figure) and ``command`` (``parse_args``, ``main``).
 
 Examples:
     yolo-revcol memory                      # full run, several minutes on 2 cores
     yolo-revcol memory --quick              # tiny sizes, smoke test, temporary output folder
     yolo-revcol memory --readme README.md   # also replace the <!-- memory:start/end --> block
     yolo-revcol memory --sections aux --readme README.md   # only the aux section, its <!-- aux-memory --> block
+    yolo-revcol memory --sections paper --readme README.md   # RevCol-T/S/B, the <!-- paper-memory --> block
 """
 
 from __future__ import annotations
@@ -48,9 +52,12 @@ from .common import (
     set_trained_like,
     shipped_block,
 )
+from .paper import PAPER_MODELS, measure_paper_reconstruction, measure_paper_step, paper_section
 from .reconstruction import (
     GradientCheck,
     column_errors,
+    division_errors,
+    gradient_check,
     gradient_section,
     growth_per_column,
     measure_gradient_error,
@@ -72,6 +79,7 @@ __all__ = [
     "MALLOC_ENV",
     "MIB",
     "MODES",
+    "PAPER_MODELS",
     "QUICK",
     "REPORTS",
     "RSS_CHILD",
@@ -92,7 +100,9 @@ __all__ = [
     "build",
     "build_model",
     "column_errors",
+    "division_errors",
     "describe",
+    "gradient_check",
     "gradient_section",
     "growth_per_column",
     "loss_of",
@@ -100,11 +110,14 @@ __all__ = [
     "make_input",
     "measure_aux",
     "measure_gradient_error",
+    "measure_paper_reconstruction",
+    "measure_paper_step",
     "measure_reconstruction",
     "measure_rss",
     "measure_saved",
     "measure_step_times",
     "memory_report",
+    "paper_section",
     "parse_args",
     "plot",
     "plot_errors",

@@ -15,6 +15,7 @@ import torch
 from ..report import command_line, machine, write_result
 from .aux import aux_section
 from .common import CSV_KEYS, QUICK, BenchConfig, Section
+from .paper import PAPER_MODELS, paper_section
 from .reconstruction import gradient_section, reconstruction_section
 from .rss import rss_section
 from .saved import saved_section
@@ -28,8 +29,9 @@ SECTIONS: dict[str, Callable[[BenchConfig], Section]] = {
     "gradient check": gradient_section,
     "step time": time_section,
 }
-# What --sections chooses from: "memory" is the report of SECTIONS (memory.md), "aux" the opt-in aux_memory.md.
-REPORTS = ("memory", "aux")
+# What --sections chooses from: "memory" is the report of SECTIONS (memory.md); "aux" (aux_memory.md) and "paper"
+# (paper_memory.md: the paper's RevCol-T/S/B YAMLs) are opt-in.
+REPORTS = ("memory", "aux", "paper")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -43,7 +45,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=REPORTS,
         default=["memory"],
         help="memory: saved bytes, peak RSS, reconstruction, gradient check and step time (memory.md); aux: what "
-        "intermediate supervision adds to a YOLO training step (aux_memory.md, opt-in) (default: memory)",
+        "intermediate supervision adds to a YOLO training step (aux_memory.md, opt-in); paper: the paper's "
+        "RevCol-T/S/B YAMLs, their reverse pass and a YOLO training step against stock (paper_memory.md, opt-in) "
+        "(default: memory)",
     )
     p.add_argument("--quick", action="store_true", help="tiny sizes and grids for a smoke test")
     p.add_argument("--out", type=Path, help="output folder (default: results/, or a temporary folder with --quick)")
@@ -79,6 +83,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--aux-batch", type=int, default=8, help="batch size (default 8)")
     g.add_argument("--aux", type=float, default=0.5, help="aux value of the supervised variants (default 0.5)")
     g.add_argument("--aux-reps", type=int, default=5, help="timed steps per variant (default 5)")
+    g = p.add_argument_group("paper section (--sections paper; --quick does not change these)")
+    letters = list(PAPER_MODELS)
+    g.add_argument("--paper-models", nargs="+", choices=letters, default=letters, help="reverse-pass table (t s b)")
+    g.add_argument("--paper-step-models", nargs="*", choices=letters, default=["t"], help="training step (t)")
+    g.add_argument("--paper-rec-imgsz", type=int, default=64, help="image side of the reverse-pass checks (64)")
+    g.add_argument("--paper-imgsz", type=int, default=320, help="image side of the training step (320)")
+    g.add_argument("--paper-batch", type=int, default=2, help="batch size of the training step (2)")
+    g.add_argument("--paper-reps", type=int, default=3, help="timed training steps per variant (3)")
     args = p.parse_args(argv)
     values = dict(QUICK) if args.quick else {}
     values.update({k: v for k, v in vars(args).items() if k in BenchConfig.__dataclass_fields__ and v is not None})
@@ -89,6 +101,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error(f"--reps must be >= 1, got {args.cfg.reps}")
     if args.aux_reps < 1:
         p.error(f"--aux-reps must be >= 1, got {args.aux_reps}")
+    for name in ("paper_reps", "paper_batch"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    for name in ("paper_rec_imgsz", "paper_imgsz"):
+        if getattr(args, name) < 32 or getattr(args, name) % 32:
+            p.error(f"--{name.replace('_', '-')} must be a multiple of 32, got {getattr(args, name)}")
     args.out = args.out or (Path(tempfile.mkdtemp(prefix="yolo_revcol_memory_")) if args.quick else Path("results"))
     return args
 
@@ -137,10 +155,11 @@ def memory_report(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the chosen reports: ``memory`` (``memory_report``) and/or ``aux`` (``aux.aux_section``).
+    """Run the chosen reports: ``memory`` (``memory_report``), ``aux`` (``aux.aux_section``), ``paper``
+    (``paper.paper_section``).
 
     Returns:
-        (int): ``memory_report``'s status (0 when only ``aux`` runs).
+        (int): ``memory_report``'s status (0 when it does not run).
     """
     args = parse_args(argv)
     if args.cfg.threads:
@@ -148,4 +167,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = memory_report(args) if "memory" in args.sections else 0
     if "aux" in args.sections:
         aux_section(args.out, args.aux_scale, args.aux_imgsz, args.aux_batch, args.aux, args.aux_reps, args.readme)
+    if "paper" in args.sections:
+        paper_section(
+            args.out,
+            args.paper_models,
+            args.cfg,
+            args.paper_rec_imgsz,
+            args.paper_imgsz,
+            args.paper_batch,
+            args.paper_reps,
+            args.readme,
+            args.paper_step_models,
+        )
     return status

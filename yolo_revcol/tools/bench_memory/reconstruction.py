@@ -81,16 +81,30 @@ def measure_reconstruction(
     Returns:
         (dict[int, list[float]]): checkpoint_every -> per-column worst-level relative error (first column first).
     """
-    model = build_model(cfg, block, columns, "plain").eval()  # eval: DropPath off (it is 0 anyway)
+    model = build_model(cfg, block, columns, "plain")
     if weights == "trained-like":
         set_trained_like(model, cfg, cfg.seed + 2)
-    img = make_input(cfg)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16-autocast")
+    return division_errors(model, make_input(cfg), dtype, cfg.rec_every)
+
+
+def division_errors(model: RevCol, img: torch.Tensor, dtype: str, everies: Sequence[int]) -> dict[int, list[float]]:
+    """Division-only reconstruction error of every column of ``model`` on ``img``, per ``checkpoint_every``.
+
+    Args:
+        model (RevCol): The backbone (put in eval mode here: DropPath off).
+        img (torch.Tensor): Input batch.
+        dtype (str): ``float32`` or ``bf16-autocast``.
+        everies (Sequence[int]): ``checkpoint_every`` values; those >= the column count are skipped.
+
+    Returns:
+        (dict[int, list[float]]): checkpoint_every -> per-column worst-level relative error (first column first).
+    """
+    model.eval()
     out = {}
-    with autocast:
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16-autocast"):
         x, exact = true_states(model, img)
-        for every in cfg.rec_every:
-            if every and every >= columns:
+        for every in everies:
+            if every and every >= len(model.columns):
                 continue
             out[every] = column_errors(reconstruct_with_checkpoints(model.columns, x, exact, every), exact)
     return out
@@ -134,8 +148,23 @@ def measure_gradient_error(
     model = build_model(cfg, block, columns, "plain", every=every)
     if weights == "trained-like":
         set_trained_like(model, cfg, cfg.seed + 2)
-    img = make_input(cfg)
-    g = torch.Generator().manual_seed(cfg.seed + 3)
+    return gradient_check(model, make_input(cfg), dtype, cfg.seed + 3)
+
+
+def gradient_check(model: RevCol, img: torch.Tensor, dtype: str, seed: int) -> GradientCheck:
+    """Compare ``model``'s reversible path with plain backprop on ``img`` (see ``measure_gradient_error``).
+
+    Args:
+        model (RevCol): The backbone, in training mode, at the ``checkpoint_every`` to check (DropPath must be 0:
+            the plain run replays no RNG).
+        img (torch.Tensor): Input batch.
+        dtype (str): ``float32`` or ``bf16-autocast``.
+        seed (int): Seed of the loss's fixed random factors.
+
+    Returns:
+        (GradientCheck): Gradient errors (first column, all parameters) and the pass's reconstruction error.
+    """
+    g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         factors = [torch.randn(o.shape, generator=g) for o in model(img)]
 
