@@ -86,6 +86,18 @@ def test_default_arguments_are_exact_and_flat_in_columns(block, autocast, tol):
     assert saved[8] <= 1.25 * saved[2] and saved[16] <= 1.25 * saved[2]
 
 
+@pytest.mark.parametrize("columns, dtype", [(2, torch.int32), (8, torch.int32), (9, torch.int64), (16, torch.int64)])
+def test_stacks_are_as_wide_as_the_column_count_needs(columns, dtype):
+    """Up to 8 columns, at most 7 pushes of a few bits fit 31 bits: int32 stacks, half the bytes of int64 ones."""
+    x = torch.randn(1, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    out = trained_like(RevCol(**config("c2f", columns))).train()(x)
+    levels, aside = out[0].grad_fn.lost
+    stacks = out[0].grad_fn.saved_tensors[-len(levels) :]
+    assert not aside and levels == [0, 1, 2, 3] and {s.dtype for s in stacks} == {dtype}
+    assert [s.shape for s in stacks] == [o.shape for o in out]  # one integer per element of the last states
+
+
 def edge_values(dtype: torch.dtype, seed: int, shape=(2, 8, 8, 8)) -> torch.Tensor:
     """Values over 60 binades plus zeros of both signs, subnormals and the largest finite floats."""
     g = torch.Generator().manual_seed(seed)

@@ -19,15 +19,16 @@ amplifies a rounding-level change by about 2x per column (plain float32 and plai
 relative at 8 columns, 0.4 at 16), so its gradients cannot match plain float32 backprop to 1e-4 unless the forward
 is the same. So the forward is plain backprop's, operation for operation, and what its rounding discards is kept
 instead: given the state, the recomputed body and alpha, the previous state is one of a few consecutive floats,
-and which one is pushed onto a per-element integer stack (``_LostBits``): about 1.7 bits per element and column, 63
-bits per stack. Saved memory: the stem output, the last column's states and one int64 stack per level (twice the
-states' bytes in float32), the same at 2, 16 and 24 columns (measured), 1.02x at 32. The level bodies are then
-recomputed from identical inputs and give identical outputs, which assumes deterministic kernels (measured on CPU
-only; if a kernel is not, the reported reconstruction error below says so). Measured on CPU, float32 and bf16
-autocast, 2 to 16 columns, both block families: the reconstructed states equal the forward's exactly, and gradients
-match plain backprop up to summation order (at most 1.1e-7 relative). The price is time: finding the brackets is
-about 60 elementwise operations per level and pass (``_candidates``), which made a CPU training step about 1.4x
-that of the old division-based reverse pass at 8 columns.
+and which one is pushed onto a per-element integer stack (``_LostBits``): about 1.7 bits per element and column, 31
+bits per stack up to 8 columns and 63 beyond. Saved memory: the stem output, the last column's states and one
+stack per level (int32 up to 8 columns, the states' bytes in float32; int64 beyond, twice them), so 16 columns keep
+one float32 column's bytes more than 2 to 8 do, and the same at 16 and 24 columns (measured), 1.02x at 32. The
+level bodies are then recomputed from identical inputs and give identical outputs, which assumes deterministic
+kernels (measured on CPU only; if a kernel is not, the reported reconstruction error below says so). Measured on
+CPU, float32 and bf16 autocast, 2 to 16 columns, both block families: the reconstructed states equal the forward's
+exactly, and gradients match plain backprop up to summation order (at most 1.1e-7 relative). The price is time:
+finding the brackets is about 60 elementwise operations per level and pass (``_candidates``), which made a CPU
+training step about 1.4x that of the old division-based reverse pass at 8 columns.
 
 BatchNorm layers (the c2f block family) normalise with batch statistics in both the forward and the recomputation,
 but only the forward may update their running statistics: recomputation runs with running-statistics tracking
@@ -241,18 +242,28 @@ class _LostBits:
     recomputed from them, and the gradients are those of the forward that actually ran.
 
     Elements whose c' lies outside its bracket (non-finite values; none seen in float16, bfloat16, float32 or
-    float64 model tests) are kept aside as (index, value) exceptions. A stack holds 63 bits; an element whose stack
-    would overflow spills it (index and value) and starts again from zero. Both lists are saved for backward.
+    float64 model tests) are kept aside as (index, value) exceptions. A stack is kept as int32 (31 bits) for up to
+    ``WIDE_FROM - 1`` columns, whose at most 7 pushes of at most about 4 bits fit, else as int64 (63 bits): half the
+    bytes where few columns need few bits. An element whose stack would overflow spills it (index and value) and
+    starts again from zero. Both lists are saved for backward.
 
     Measured (tiny RevCols at 64 and 128 px, trained-like weights with |alpha| in [0.1, 1], float32 and bf16
     autocast, both block families): log2 n averages 1.7 bits per element and column; after 15 reconstructed columns
-    stacks hold 26 bits on average and 47-61 at most, so 16 columns spill nothing and saved bytes are the same at 2
-    and 16 columns (and 24). Beyond about 30 columns elements start to spill: 32 columns save 1.02x the 2-column
-    bytes, 48 columns 1.26x (c2f) to 1.46x (convnext), 64 columns 1.27x to 1.49x.
+    stacks hold 26 bits on average and 47-61 at most, so 16 columns spill nothing from int64 stacks (nor 8 from
+    int32 ones), and saved bytes are the same at 16 and 24 columns. Beyond about 30 columns elements start to spill:
+    32 columns save 1.02x the 16-column bytes, 48 columns 1.26x (c2f) to 1.46x (convnext), 64 columns 1.27x to 1.49x
+    (measured with int64 stacks at every column count).
     """
 
-    def __init__(self):
-        """Start with empty stacks (created by the first push), no exceptions and no spills."""
+    WIDE_FROM = 9  # columns from which stacks are int64
+
+    def __init__(self, columns: int | None = None):
+        """Start with empty stacks (created by the first push), no exceptions and no spills.
+
+        Args:
+            columns (int | None): Columns of the pass, which set the stacks' integer type; None: int64.
+        """
+        self.dtype = torch.int32 if columns is not None and columns < self.WIDE_FROM else torch.int64
         self.stacks: list[torch.Tensor | None] = [None] * NUM_LEVELS
         self.aside: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}  # (column, level, kind)
 
@@ -267,12 +278,13 @@ class _LostBits:
         if bool(outside.any()):
             self._put_aside(column, level, "exception", outside, prev)
             count, j = count.masked_fill(outside, 1), j.masked_fill(outside, 0)
-        stack = torch.zeros_like(j) if self.stacks[level] is None else self.stacks[level]
-        full = stack > torch.div(_INT64_MAX - j, count, rounding_mode="floor")
+        stack = torch.zeros_like(j) if self.stacks[level] is None else self.stacks[level].long()  # int64 arithmetic
+        top = min(_INT64_MAX, torch.iinfo(self.dtype).max)
+        full = stack > torch.div(top - j, count, rounding_mode="floor")
         if bool(full.any()):
             self._put_aside(column, level, "spill", full, stack)
             stack = stack.masked_fill(full, 0)
-        self.stacks[level] = stack * count + j
+        self.stacks[level] = (stack * count + j).to(self.dtype)
 
     def pop(
         self, column: int, level: int, body: torch.Tensor, alpha: torch.Tensor, state: torch.Tensor
@@ -283,13 +295,14 @@ class _LostBits:
         exception = self.aside.pop((column, level, "exception"), None)
         if exception is not None:
             count = count.reshape(-1).index_fill(0, exception[0], 1).view_as(count)
-        stack = self.stacks[level]
+        kept = self.stacks[level]
+        stack = kept.long()
         j = torch.remainder(stack, count)
         stack = torch.div(stack, count, rounding_mode="floor")
         spill = self.aside.pop((column, level, "spill"), None)
         if spill is not None:
             stack = stack.reshape(-1).index_copy(0, *spill).view_as(stack)
-        self.stacks[level] = stack
+        self.stacks[level] = stack.to(kept.dtype)
         prev = _from_order_key(first + j, state.dtype)
         prev = prev if sign is None else prev * sign
         if exception is not None:
@@ -368,7 +381,7 @@ class ReversibleColumns(torch.autograd.Function):
         checkpoints: dict[int, int] = {}  # column index -> position of its first state in saved tensors
         saved: list[torch.Tensor] = []
         handed_out: list[torch.Tensor] = []  # states of the supervised columns, returned after the last column's
-        lost = _LostBits()
+        lost = _LostBits(len(columns))
         states = None
         with torch.no_grad():
             for k, column in enumerate(columns):
