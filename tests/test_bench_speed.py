@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from pathlib import Path
 
 import pytest
 from conftest import BIN, ROOT, run
@@ -14,11 +15,21 @@ from yolo_revcol.tools.bench_speed import (
     EAGER,
     HEADER,
     ORT,
+    PAPER_DEFAULTS,
+    PAPER_STOCK,
+    SCALE_DEFAULTS,
+    TRAIN_AUTO,
     TRAIN_PLAIN,
     TRAIN_REV,
     Row,
+    csv_rows,
+    headers,
     interleave,
+    paper_pair,
+    parse_args,
+    scale_pair,
     synthetic_batch,
+    table_rows,
 )
 
 MEASURES = [EAGER, BACKBONE, ORT, TRAIN_REV, TRAIN_PLAIN]
@@ -81,6 +92,7 @@ def test_wrapper_script_shows_the_options():
     for option in ("--scales", "--imgsz", "--rounds", "--runs", "--threads", "--train-batch", "--train-imgsz"):
         assert option in proc.stdout
     assert "--no-onnx" in proc.stdout and "--no-train" in proc.stdout and "--out" in proc.stdout
+    assert "--paper" in proc.stdout
 
 
 def test_interleave_rotates_the_order_every_round():
@@ -128,3 +140,184 @@ def test_backbone_forward_stops_at_sppf_with_the_full_models_value(yaml):
         model(x)
         out = backbone_forward(model, x)
     assert len(seen) == 2 and torch.equal(out, seen[0]) and out.shape == (1, 256, 2, 2)
+
+
+@pytest.fixture(scope="module")
+def tiny_paper_run(tmp_path_factory):
+    """``--paper`` (RevCol-T vs yolov8s) at 64 px without ONNX, 1 round of 1 run, training batch 1: (out, readme).
+    7-15 s on 2 cores: T is 91 GFLOPs at 640 but 0.9 at 64."""
+    out = tmp_path_factory.mktemp("speed_paper")
+    readme = out / "README.md"
+    blocks = (
+        "<!-- speed:start -->\nscales\n<!-- speed:end -->\n<!-- speed-paper:start -->\nold\n<!-- speed-paper:end -->"
+    )
+    readme.write_text(f"intro\n{blocks}\nrest\n")
+    cmd = [str(BIN / "yolo-revcol"), "speed", "--paper", "--no-onnx", "--imgsz", "64", "--rounds", "1", "--runs", "1"]
+    cmd += ["--warmup", "0", "--train-batch", "1", "--train-imgsz", "64", "--train-warmup", "0", "--threads", "1"]
+    run([*cmd, "--out", str(out), "--readme", str(readme)], cwd=out, timeout=120)
+    return out, readme
+
+
+def test_tiny_paper_run_writes_speed_paper_without_targets(tiny_paper_run):
+    out, readme = tiny_paper_run
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",
+        "speed_paper.csv",
+        "speed_paper.md",
+        "speed_paper.png",
+    ]
+    rows = list(csv.DictReader(open(out / "speed_paper.csv")))
+    assert list(rows[0]) == ["models", *CSV_HEADER[1:]]
+    # The shipped T YAML leaves checkpoint_every at the class default: no extra "auto" row (bench_train's test has it).
+    assert [(r["models"], r["measure"], r["batch"]) for r in rows] == [
+        ("T vs yolov8s", EAGER, "1"),
+        ("T vs yolov8s", BACKBONE, "1"),
+        ("T vs yolov8s", TRAIN_REV, "1"),
+        ("T vs yolov8s", TRAIN_PLAIN, "1"),
+    ]
+    assert all(r["target"] == "" and r["target_met"] == "" for r in rows)
+    assert rows[2]["stock_ms"] == rows[3]["stock_ms"]  # both RevCol training variants against the same stock runs
+    md = (out / "speed_paper.md").read_text()
+    assert "`yolov8-revcol-t.yaml` vs `yolov8s.yaml`" in md and "No targets" in md and "Targets:" not in md
+    text = readme.read_text()  # the paper block is filled, the scale block left alone
+    assert "old" not in text and f"| T vs yolov8s | {TRAIN_PLAIN} | 64 | 1 |" in text and "\nscales\n" in text
+
+
+def tiny_revcol_yaml(folder: Path, **options) -> Path:
+    """RevCol-T's YAML cut to 2 columns of one block per level, plus RevCol ``options``: a fast paper-like model."""
+    import yaml as pyyaml
+
+    cfg = pyyaml.safe_load(Path(paper_pair("t").revcol).read_text())
+    row = cfg["backbone"][0]
+    row[3][1:3] = [[1, 1, 1, 1], 2]  # blocks per level, columns
+    row[3][3].update(options)
+    path = folder / "tiny-revcol.yaml"
+    path.write_text(pyyaml.safe_dump(cfg))
+    return path
+
+
+@pytest.mark.parametrize("checkpoint_every", [2, None])
+def test_bench_train_adds_the_auto_row_only_for_a_yaml_that_sets_checkpoint_every(checkpoint_every, tmp_path):
+    import torch
+
+    from yolo_revcol.tools.bench_speed import Pair, bench_train
+
+    options = {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
+    pair = Pair("yolov8s.yaml", str(tiny_revcol_yaml(tmp_path, **options)), "tiny vs yolov8s")
+    argv = ["--paper", "--train-batch", "1", "--train-imgsz", "64", "--rounds", "1", "--train-runs", "1"]
+    args = parse_args([*argv, "--train-warmup", "0", "--threads", "1"])
+    threads = torch.get_num_threads()
+    try:
+        rows = bench_train(pair, args)
+    finally:
+        torch.set_num_threads(threads)  # interleave sets --threads for the process
+    measures = [TRAIN_REV, TRAIN_AUTO, TRAIN_PLAIN] if checkpoint_every else [TRAIN_REV, TRAIN_PLAIN]
+    assert [r.measure for r in rows] == measures and {r.scale for r in rows} == {"tiny vs yolov8s"}
+    assert len({tuple(r.stock) for r in rows}) == 1 and all(r.target is None for r in rows)
+    # The YAML's value and what "auto" resolves to, for the report; nothing for a YAML already at "auto".
+    assert args.checkpoint_settings == ({"tiny vs yolov8s": (2, 0)} if checkpoint_every else {})
+
+
+def test_paper_option_takes_t_by_default_and_letters_once_each():
+    assert parse_args([]).paper is None and parse_args([]).scales == ["n", "s"]
+    assert parse_args(["--paper"]).paper == ["t"]
+    assert parse_args(["--paper", "b", "t", "b"]).paper == ["b", "t"]
+    assert parse_args(["--paper", "t", "s", "b", "--no-onnx"]).paper == ["t", "s", "b"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--paper", "x"], "argument --paper: invalid choice: 'x'"),
+        (["--paper", "T"], "argument --paper: invalid choice: 'T'"),  # letters as in the YAML names
+        (["--paper", "--scales", "n"], "--scales n does not apply with --paper"),
+        (["--paper", "--rounds", "0"], "--rounds must be >= 1, got 0"),
+        (["--warmup", "-1"], "--warmup must be >= 0, got -1"),
+    ],
+)
+def test_bad_options_are_refused_naming_the_option_and_value(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse_args(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_paper_mode_takes_smaller_defaults_where_the_user_set_none():
+    timing = list(SCALE_DEFAULTS)
+    assert {k: getattr(parse_args([]), k) for k in timing} == SCALE_DEFAULTS
+    assert {k: getattr(parse_args(["--paper"]), k) for k in timing} == PAPER_DEFAULTS
+    assert PAPER_DEFAULTS == dict(rounds=3, runs=3, warmup=1, train_batch=4, train_runs=1)
+    args = parse_args(["--paper", "s", "--rounds", "7", "--train-batch", "2", "--warmup", "0"])
+    assert (args.rounds, args.train_batch, args.warmup) == (7, 2, 0)  # explicit values win, even 0
+    assert (args.runs, args.train_runs) == (PAPER_DEFAULTS["runs"], PAPER_DEFAULTS["train_runs"])
+    assert parse_args(["--runs", "3"]).rounds == SCALE_DEFAULTS["rounds"]
+
+
+def test_help_names_the_paper_option_and_both_defaults(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "--paper" in out and "speed-paper" in out and "default 5; 3 with --paper" in out
+
+
+def test_paper_pairs_are_the_shipped_yamls_and_the_stock_model_of_their_neck():
+    assert PAPER_STOCK == {"t": "yolov8s.yaml", "s": "yolov8s.yaml", "b": "yolov8m.yaml"}
+    for letter, stock in PAPER_STOCK.items():
+        pair = paper_pair(letter)
+        assert Path(pair.revcol).is_file() and Path(pair.revcol).name == f"yolov8-revcol-{letter}.yaml"
+        assert pair.stock == stock and pair.label == f"{letter.upper()} vs {stock[:-5]}"
+    assert scale_pair("n").label == "n" and scale_pair("n").stock == "yolov8n.yaml"
+
+
+def after_sppf(model) -> list[tuple]:
+    """Type, (Detect) inputs relative to SPPF and parameter shapes (repeats included) of every layer after SPPF."""
+    from ultralytics.nn.modules import SPPF
+
+    start = next(i for i, m in enumerate(model.model) if isinstance(m, SPPF))
+    layers = []
+    for m in model.model[start + 1 :]:
+        inputs = [j - start for j in m.f] if type(m).__name__ == "Detect" else None  # the neck's own outputs
+        layers.append((type(m).__name__, inputs, [tuple(p.shape) for p in m.parameters()]))
+    return layers
+
+
+@pytest.mark.parametrize("letter", list(PAPER_STOCK))
+def test_paper_yaml_neck_and_head_are_its_stock_partners(letter):
+    """Every layer after SPPF (neck, Detect) has the stock partner's type, widths and repeats; T and S match in full,
+    B but for the inputs the two backbone concats add. The RevCol row is cut to one column of one block per level
+    first: the head depends only on its channels (B builds in ~1 s, not 11).
+    """
+    import yaml as pyyaml
+
+    from yolo_revcol.tools.bench_speed import build
+
+    pair = paper_pair(letter)
+    cfg = pyyaml.safe_load(Path(pair.revcol).read_text())
+    revcol_row = cfg["backbone"][0]
+    assert revcol_row[2] == "RevCol"
+    revcol_row[3][1:3] = [[1, 1, 1, 1], 1]  # blocks per level, columns
+    stock, revcol = after_sppf(build(pair.stock)), after_sppf(build(cfg))
+
+    def widths(layers):
+        return [(name, inputs, [shape[0] for shape in shapes]) for name, inputs, shapes in layers]
+
+    assert len(stock) == len(revcol) == 13 and widths(stock) == widths(revcol)
+    assert stock[-1] == revcol[-1] and stock[-1][0] == "Detect"  # Detect in full, input channels included
+    assert revcol[-1][2][0][1] == {"t": 128, "s": 128, "b": 192}[letter]  # first conv of the P3 box branch
+    # B's backbone P4/P3 are 288/144 channels, YOLOv8m's 384/192: the C2f after each concat (2, 5) reads fewer.
+    assert [k for k, (a, b) in enumerate(zip(stock, revcol)) if a != b] == ([2, 5] if letter == "b" else [])
+    if letter == "b":
+        assert [stock[k][2][0][1] - revcol[k][2][0][1] for k in (2, 5)] == [384 - 288, 192 - 144]
+
+
+def test_paper_rows_have_no_targets_and_their_own_first_column():
+    def rows(label):
+        return [Row(label, m, 640, 1, [10.0], [5.0]) for m in (EAGER, ORT, TRAIN_REV, TRAIN_AUTO, TRAIN_PLAIN)]
+
+    assert [r.target for r in rows("n")] == [0.8, 0.8, 1.0, None, None]  # the scale rows keep theirs
+    for label in (paper_pair(p).label for p in PAPER_STOCK):
+        assert all(r.target is None and r.met == "" for r in rows(label))
+        assert all(row[-2:] == ["", ""] for row in table_rows(rows(label)))
+        assert all(row[7:9] == ["", ""] for row in csv_rows(rows(label)))
+    assert Row("ns", EAGER, 640, 1, [10.0], [5.0]).target is None  # letters, not substrings, pick the target scales
+    assert headers(False) == (HEADER, CSV_HEADER)
+    assert headers(True)[0] == ("models", *HEADER[1:]) and headers(True)[1][0] == "models"

@@ -18,10 +18,18 @@ medians over all timed runs and the ratio RevCol / stock of the medians. torch a
 count (``--threads``). Writes ``speed.md``, ``speed.csv`` and ``speed.png`` (ratios) into ``--out``; ``--profile N``
 also writes ``speed_profile.md``, the top-N operators by self CPU time of each eager inference pair.
 
+``--paper t s b`` times the paper's backbones instead (``cfg/yolov8-revcol-{t,s,b}.yaml``), each against the stock
+YOLOv8 whose neck and head widths its YAML writes out (``PAPER_STOCK``), with the same measures and no targets
+(a YAML that sets its own ``checkpoint_every`` also gets a training row with the class default ``"auto"``).
+Writes ``speed_paper.md/.csv/.png`` and the ``<!-- speed-paper:start/end -->`` block, and, where the user set none,
+takes fewer rounds and runs and a smaller training batch (``PAPER_DEFAULTS``): RevCol-T alone is 91 GFLOPs at 640.
+
 Examples:
     yolo-revcol speed                                  # n and s at 640 and 320, eager + ONNX Runtime + training
     yolo-revcol speed --scales n --imgsz 640 --no-train --profile 15
     yolo-revcol speed --readme README.md               # also replace the <!-- speed:start/end --> block
+    yolo-revcol speed --paper --readme README.md       # RevCol-T vs YOLOv8s; <!-- speed-paper:start/end --> block
+    yolo-revcol speed --paper t s b --no-onnx          # T and S vs YOLOv8s, B vs YOLOv8m
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from ..paths import cfg_dir
 from .report import command_line, figure, machine, markdown_table, write_result
@@ -49,6 +58,33 @@ TARGET_TRAIN_SCALES = "n"
 EAGER, ORT = "inference, PyTorch eager", "inference, ONNX Runtime"
 BACKBONE = "backbone to SPPF, PyTorch eager"  # no target: shows how much of the model RevCol replaces
 TRAIN_REV, TRAIN_PLAIN = "train step, reversible", "train step, plain backprop"
+TRAIN_AUTO = "train step, reversible, checkpoint_every auto"  # only for a YAML that sets another checkpoint_every
+
+PAPER_YAML = "yolov8-revcol-{p}.yaml"  # the paper's RevCol-T/S/B backbones, in cfg/, not scaled
+# Stock partner of each paper YAML: the YOLOv8 whose neck and Detect head the YAML writes out. T and S end in
+# 128/256/512 channels, as YOLOv8s's backbone, and write its head (C2f 256/128/256/512, 1 repeat): the same layers
+# after SPPF. B ends in 144/288/576 and writes YOLOv8m's widths and repeats (C2f 384/192/384/576, 2 repeats: m caps
+# 1024 at 768, times width 0.75 is 576; Detect identical); only the two C2f that also read the backbone's P4/P3 take
+# 288/144 of their inputs there, not 384/192. tests/test_bench_speed.py checks every parameter shape after SPPF.
+PAPER_STOCK = {"t": "yolov8s.yaml", "s": "yolov8s.yaml", "b": "yolov8m.yaml"}
+# Defaults of the options the user did not set, per mode: the paper's models are 91-313 GFLOPs at 640 (T-B), the n/s
+# scales 7-21, so --paper takes fewer rounds and runs and a smaller training batch.
+SCALE_DEFAULTS = dict(rounds=5, runs=10, warmup=3, train_batch=8, train_runs=2)
+PAPER_DEFAULTS = dict(rounds=3, runs=3, warmup=1, train_batch=4, train_runs=1)
+
+
+class Pair(NamedTuple):
+    """Two models timed against each other.
+
+    Attributes:
+        stock (str): Stock YOLOv8 YAML, as Ultralytics resolves it (``yolov8s.yaml``).
+        revcol (str): RevCol YAML path (a scaled name such as ``.../yolov8n-revcol.yaml`` picks the scale).
+        label (str): First column of the pair's rows: the scale (``n``) or, for the paper's YAMLs, ``T vs yolov8s``.
+    """
+
+    stock: str
+    revcol: str
+    label: str
 
 
 @dataclass
@@ -56,8 +92,8 @@ class Row:
     """One RevCol-vs-stock measurement: per-run times in milliseconds of both models.
 
     Attributes:
-        scale (str): Model scale (n, s, ...).
-        measure (str): What was timed (``EAGER``, ``ORT``, ``TRAIN_REV``, ``TRAIN_PLAIN``).
+        scale (str): Model scale (n, s, ...), or the label of a paper pair (``T vs yolov8s``), which has no targets.
+        measure (str): What was timed (``EAGER``, ``BACKBONE``, ``ORT``, or a ``TRAIN_*`` step).
         imgsz (int): Square input size.
         batch (int): Batch size.
         stock (list[float]): Timed runs of the stock model (ms).
@@ -79,9 +115,10 @@ class Row:
     @property
     def target(self) -> float | None:
         """The ratio this row should stay at or below, or None where the project sets no target."""
-        if self.measure in (EAGER, ORT) and self.scale in TARGET_INFERENCE_SCALES:
+        # Compared letter by letter, not as substrings: paper labels ("T vs yolov8s") and "" never match a scale.
+        if self.measure in (EAGER, ORT) and self.scale in list(TARGET_INFERENCE_SCALES):
             return TARGET_INFERENCE
-        if self.measure == TRAIN_REV and self.scale in TARGET_TRAIN_SCALES:
+        if self.measure == TRAIN_REV and self.scale in list(TARGET_TRAIN_SCALES):
             return TARGET_TRAIN
         return None
 
@@ -130,6 +167,17 @@ def model_yamls(scale: str) -> tuple[str, str]:
     return STOCK_YAML.format(s=scale), str(cfg_dir() / REVCOL_YAML.format(s=scale))
 
 
+def scale_pair(scale: str) -> Pair:
+    """Stock YOLOv8 and ``yolov8-revcol.yaml`` at one scale, labelled by the scale (the project's targets apply)."""
+    return Pair(*model_yamls(scale), scale)
+
+
+def paper_pair(letter: str) -> Pair:
+    """One of the paper's YAMLs (t, s or b) and the stock YOLOv8 of its neck, labelled e.g. ``T vs yolov8s``."""
+    stock = PAPER_STOCK[letter]
+    return Pair(stock, str(cfg_dir() / PAPER_YAML.format(p=letter)), f"{letter.upper()} vs {Path(stock).stem}")
+
+
 def build(yaml: str, train: bool = False):
     """A ``DetectionModel`` built from a YAML (RevCol layers registered), in eval or train mode; no weights.
 
@@ -169,19 +217,25 @@ def synthetic_batch(batch: int, imgsz: int, nc: int = 80, boxes: int = 4, seed: 
     )
 
 
-def train_step(model, batch: dict, reversible: bool | None = None) -> Callable[[], None]:
+def train_step(
+    model, batch: dict, reversible: bool | None = None, checkpoint_every: int | str | None = None
+) -> Callable[[], None]:
     """One training step as a callable: zero grads, forward, loss, backward (no optimizer: same for every model).
 
     Args:
         model (DetectionModel): Model in train mode with ``model.args``.
         batch (dict): Batch from ``synthetic_batch``.
         reversible (bool | None): For RevCol models, the ``RevCol.reversible`` value to step with (set on every call,
-            so one model instance serves both RevCol variants with identical weights).
+            so one model instance serves all RevCol variants with identical weights).
+        checkpoint_every (int | str | None): For RevCol models, the ``RevCol.checkpoint_every`` value to step with,
+            set on every call likewise; None leaves it as it is.
     """
 
     def step() -> None:
         if reversible is not None:
             model.model[0].reversible = reversible
+        if checkpoint_every is not None:
+            model.model[0].checkpoint_every = checkpoint_every
         model.zero_grad(set_to_none=True)
         loss, _ = model.loss(batch)
         loss.sum().backward()  # the trainer's backward: the loss is (box, cls, dfl) times batch size
@@ -236,16 +290,28 @@ def ort_session(onnx_path: Path, threads: int):
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
-def bench_inference(scale: str, sizes: list[int], args: argparse.Namespace, tmp: Path) -> list[Row]:
-    """Batch-1 latency of one scale's fused eval models: PyTorch eager, then (unless ``--no-onnx``) ONNX Runtime."""
+def bench_inference(pair: Pair, sizes: list[int], args: argparse.Namespace, tmp: Path) -> list[Row]:
+    """Batch-1 latency of one pair's fused eval models: PyTorch eager (whole model and backbone to SPPF), then
+    (unless ``--no-onnx``) ONNX Runtime.
+
+    Args:
+        pair (Pair): The stock and RevCol YAMLs and the rows' label.
+        sizes (list[int]): Square input sizes.
+        args (argparse.Namespace): Parsed options (timing, threads, ``onnx``, ``profile``).
+        tmp (Path): Empty folder of this pair for the checkpoints and ONNX files.
+
+    Returns:
+        (list[Row]): Per size, the eager, backbone and (with ONNX) ONNX Runtime rows.
+    """
     import torch
     from ultralytics import YOLO
 
     from ..integration.register import register
 
     register()
-    yolos = [YOLO(yaml) for yaml in model_yamls(scale)]  # stock, RevCol: DetectionModels built from YAML, no weights
-    names = [Path(yaml).stem for yaml in model_yamls(scale)]
+    yamls, scale = (pair.stock, pair.revcol), pair.label
+    yolos = [YOLO(yaml) for yaml in yamls]  # stock, RevCol: DetectionModels built from YAML, no weights
+    names = [Path(yaml).stem for yaml in yamls]
     checkpoints = [tmp / f"{n}.pt" for n in names]
     for yolo, ckpt in zip(yolos, checkpoints):
         yolo.save(ckpt)  # before fusing: the exporter starts from the checkpoint, as for a user's model
@@ -278,28 +344,45 @@ def bench_inference(scale: str, sizes: list[int], args: argparse.Namespace, tmp:
     return rows
 
 
-def bench_train(scale: str, args: argparse.Namespace) -> list[Row]:
-    """Training-step time of stock, RevCol reversible and RevCol plain backprop at one scale, alternated."""
-    stock_yaml, revcol_yaml = model_yamls(scale)
-    stock, revcol = build(stock_yaml, train=True), build(revcol_yaml, train=True)
+def bench_train(pair: Pair, args: argparse.Namespace) -> list[Row]:
+    """Training-step time of stock, RevCol reversible and RevCol plain backprop, alternated.
+
+    The reversible step runs with the YAML's ``checkpoint_every``; where that is not the class default ``"auto"`` (say
+    ``checkpoint_every: 2``, which the paper's YAMLs set before the reverse pass became exact), the same model is also
+    timed with ``"auto"``, one row more.
+
+    Args:
+        pair (Pair): The stock and RevCol YAMLs and the rows' label.
+        args (argparse.Namespace): Parsed options (``train_batch``, ``train_imgsz``, timing, threads).
+
+    Returns:
+        (list[Row]): ``TRAIN_REV``, ``TRAIN_AUTO`` where added, and ``TRAIN_PLAIN``, all against the same stock runs.
+    """
+    stock, revcol = build(pair.stock, train=True), build(pair.revcol, train=True)
     batch = synthetic_batch(args.train_batch, args.train_imgsz)
+    shipped = revcol.model[0].checkpoint_every  # restored on every reversible step: the auto variant changes it
     fns = {
         "stock": train_step(stock, batch),
-        "reversible": train_step(revcol, batch, reversible=True),
+        "reversible": train_step(revcol, batch, reversible=True, checkpoint_every=shipped),
         "plain": train_step(revcol, batch, reversible=False),
     }
-    # Make sure the reversible variant really takes the reversible backward (it records its reconstruction error).
-    revcol.model[0].reconstruction_error = None
-    fns["reversible"]()
-    if revcol.model[0].reconstruction_error is None:
-        print("warning: the reversible training step did not run RevCol's reversible backward", flush=True)
-    print(f"== {scale} {args.train_imgsz}: training step, batch {args.train_batch}", flush=True)
+    if shipped != "auto":
+        fns["auto"] = train_step(revcol, batch, reversible=True, checkpoint_every="auto")
+        # For the report: the YAML's value and what "auto" resolves to (per forward, from columns and compute dtype).
+        revcol.model[0].checkpoint_every = "auto"
+        args.checkpoint_settings[pair.label] = (shipped, revcol.model[0].checkpoint_interval(batch["img"]))
+        revcol.model[0].checkpoint_every = shipped
+    # Make sure the reversible variants really take the reversible backward (it records its reconstruction error).
+    for name in [n for n in ("reversible", "auto") if n in fns]:
+        revcol.model[0].reconstruction_error = None
+        fns[name]()
+        if revcol.model[0].reconstruction_error is None:
+            print(f"warning: the {name} training step did not run RevCol's reversible backward", flush=True)
+    print(f"== {pair.label} {args.train_imgsz}: training step, batch {args.train_batch}", flush=True)
     times = interleave(fns, args.rounds, args.train_runs, args.train_warmup, args.threads)
-    size = dict(scale=scale, imgsz=args.train_imgsz, batch=args.train_batch)
-    return [
-        Row(measure=TRAIN_REV, stock=times["stock"], revcol=times["reversible"], **size),
-        Row(measure=TRAIN_PLAIN, stock=times["stock"], revcol=times["plain"], **size),
-    ]
+    size = dict(scale=pair.label, imgsz=args.train_imgsz, batch=args.train_batch)
+    measures = {"reversible": TRAIN_REV, "auto": TRAIN_AUTO, "plain": TRAIN_PLAIN}  # row order
+    return [Row(measure=m, stock=times["stock"], revcol=times[n], **size) for n, m in measures.items() if n in fns]
 
 
 def profile_ops(model, x, runs: int) -> dict[str, tuple[float, float]]:
@@ -343,6 +426,14 @@ def profile_report(profiles: list, top: int) -> str:
 HEADER = ("scale", "measure", "imgsz", "batch", "stock (ms)", "RevCol (ms)", "RevCol / stock", "target", "target met")
 CSV_HEADER = ("scale", "measure", "imgsz", "batch", "stock_ms", "revcol_ms", "ratio", "target", "target_met")
 CSV_HEADER += ("stock_p25_ms", "stock_p75_ms", "revcol_p25_ms", "revcol_p75_ms", "runs")
+PAPER_LABEL = "models"  # first column of --paper tables (``T vs yolov8s``) instead of "scale"
+
+
+def headers(paper: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(Markdown, CSV) headers of the result: ``HEADER`` and ``CSV_HEADER``, with --paper's first column renamed."""
+    if not paper:
+        return HEADER, CSV_HEADER
+    return (PAPER_LABEL, *HEADER[1:]), (PAPER_LABEL, *CSV_HEADER[1:])
 
 
 def quartiles(values: list[float]) -> tuple[float, float]:
@@ -382,14 +473,17 @@ def plot(rows: list[Row], title: str, path: Path) -> None:
         BACKBONE: "tab:cyan",
         ORT: "tab:orange",
         TRAIN_REV: "tab:green",
+        TRAIN_AUTO: "tab:olive",
         TRAIN_PLAIN: "tab:gray",
     }
     with figure(path, figsize=(max(7.0, 0.6 * len(rows) + 4), 4.5)) as (_, ax):
         draw_ratios(ax, rows, colors, title)
         handles = [Rectangle((0, 0), 1, 1, color=c) for m, c in colors.items() if any(r.measure == m for r in rows)]
         labels = [m for m in colors if any(r.measure == m for r in rows)]
-        handles.append(Line2D([0], [0], color="red", linewidth=2))
-        ax.legend(handles, [*labels, "target"], fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+        if any(r.target is not None for r in rows):  # --paper rows have none
+            handles.append(Line2D([0], [0], color="red", linewidth=2))
+            labels.append("target")
+        ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
 
 
 def draw_ratios(ax, rows: list[Row], colors: dict[str, str], title: str) -> None:
@@ -402,7 +496,9 @@ def draw_ratios(ax, rows: list[Row], colors: dict[str, str], title: str) -> None
         if r.target is not None:
             ax.hlines(r.target, bar.get_x() - 0.05, bar.get_x() + bar.get_width() + 0.05, colors="red", linewidth=2)
     ax.axhline(1.0, color="black", linewidth=0.8)
-    ax.set_xticks(list(x), [f"{r.scale} {r.imgsz}" + (f" b{r.batch}" if r.batch > 1 else "") for r in rows], fontsize=8)
+    ticks = [f"{r.scale} {r.imgsz}" + (f" b{r.batch}" if r.batch > 1 else "") for r in rows]
+    slanted = any(len(r.scale) > 1 for r in rows)  # paper labels ("T vs yolov8s 640") overlap when upright
+    ax.set_xticks(list(x), ticks, fontsize=8, rotation=30 if slanted else 0, ha="right" if slanted else "center")
     ax.set_ylabel("RevCol / stock time (median)")
     ax.set_ylim(0, max(1.2, max(r.ratio for r in rows) * 1.1))
     ax.set_title(title, fontsize=10)
@@ -414,40 +510,78 @@ def default_threads() -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Command-line options."""
+    """Command-line options; the timing options the user did not set take ``SCALE_DEFAULTS`` or, with --paper,
+    ``PAPER_DEFAULTS``."""
+
+    def default(name: str) -> str:
+        return f"default {SCALE_DEFAULTS[name]}; {PAPER_DEFAULTS[name]} with --paper"
+
     p = argparse.ArgumentParser(prog="yolo-revcol speed", description=__doc__.split("\n\n")[0])
-    p.add_argument("--scales", nargs="+", default=["n", "s"], choices=list(SCALES))
+    p.add_argument("--scales", nargs="+", choices=list(SCALES), help="scales of yolov8-revcol.yaml (default n s)")
+    p.add_argument(
+        "--paper",
+        nargs="*",
+        choices=list(PAPER_STOCK),
+        help="time the paper's cfg/yolov8-revcol-{t,s,b}.yaml instead, T and S against yolov8s, B against yolov8m "
+        "(no letter: t); no targets; writes speed_paper.* and the <!-- speed-paper:start/end --> block",
+    )
     p.add_argument("--imgsz", nargs="+", type=int, default=[640, 320], help="inference sizes (default 640 320)")
-    p.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
-    p.add_argument("--runs", type=int, default=10, help="timed inference runs per model and round (default 10)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed inference runs per model first (default 3)")
+    p.add_argument("--rounds", type=int, help=f"alternating rounds ({default('rounds')})")
+    p.add_argument("--runs", type=int, help=f"timed inference runs per model and round ({default('runs')})")
+    p.add_argument("--warmup", type=int, help=f"untimed inference runs per model first ({default('warmup')})")
     p.add_argument("--threads", type=int, default=default_threads(), help="torch and ONNX Runtime (default: all)")
-    p.add_argument("--train-batch", type=int, default=8)
-    p.add_argument("--train-imgsz", type=int, default=320)
-    p.add_argument("--train-runs", type=int, default=2, help="timed training steps per model and round (default 2)")
+    p.add_argument("--train-batch", type=int, help=f"training batch ({default('train_batch')})")
+    p.add_argument("--train-imgsz", type=int, default=320, help="training image size (default 320)")
+    p.add_argument("--train-runs", type=int, help=f"timed training steps per model and round ({default('train_runs')})")
     p.add_argument("--train-warmup", type=int, default=1, help="untimed training steps per model first (default 1)")
     p.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip ONNX export and ONNX Runtime timing")
     p.add_argument("--no-train", dest="train", action="store_false", help="skip the training-step timing")
     p.add_argument("--profile", type=int, default=0, metavar="N", help="also write the top-N operators of eager pairs")
-    p.add_argument("--out", type=Path, default=Path("results"), help="folder for speed.md/.csv/.png")
-    p.add_argument("--readme", type=Path, help="also replace the <!-- speed:start/end --> block of this file")
+    p.add_argument("--out", type=Path, default=Path("results"), help="folder for speed.md/.csv/.png (speed_paper.*)")
+    p.add_argument("--readme", type=Path, help="also replace the <!-- speed:start/end --> (speed-paper) block here")
     args = p.parse_args(argv)
+    if args.paper is not None:
+        if args.scales is not None:
+            p.error(f"--scales {' '.join(args.scales)} does not apply with --paper (the paper's YAMLs are not scaled)")
+        args.paper = list(dict.fromkeys(args.paper)) or ["t"]  # bare --paper: T; repeated letters timed once
+    args.scales = args.scales or ["n", "s"]
+    for name, value in (PAPER_DEFAULTS if args.paper else SCALE_DEFAULTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     for name in ("rounds", "runs", "threads", "train_batch", "train_runs"):
         if getattr(args, name) < 1:
-            p.error(f"--{name.replace('_', '-')} must be >= 1")
+            p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    for name in ("warmup", "train_warmup", "profile"):
+        if getattr(args, name) < 0:
+            p.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     for size in [*args.imgsz, args.train_imgsz]:
         if size < 32 or size % 32:
             p.error(f"image sizes must be multiples of 32, got {size}")
     args.profiles = []
+    args.checkpoint_settings = {}  # label -> (YAML's checkpoint_every, "auto" resolved), filled by bench_train
     return args
 
 
+def per_pair(values: dict[str, object]) -> str:
+    """One value when every pair has the same (as the shipped T/S/B YAMLs do), else ``label: value`` per pair."""
+    distinct = {str(v) for v in values.values()}
+    return distinct.pop() if len(distinct) == 1 else ", ".join(f"{k}: {v}" for k, v in values.items())
+
+
 def describe(args: argparse.Namespace) -> str:
-    """The method, for the report header."""
-    parts = [
+    """The method, for the report header (after ``bench_train``, whose ``checkpoint_every`` settings it names)."""
+    parts = []
+    if args.paper:
+        pairs = ", ".join(f"`{Path(q.revcol).name}` vs `{q.stock}` ({q.label})" for q in map(paper_pair, args.paper))
+        b_note = "; B's backbone P3/P4 are 144/288 channels, YOLOv8m's 192/384" if "b" in args.paper else ""
+        parts.append(
+            f"The paper's backbones, each against the stock YOLOv8 whose neck and Detect head its YAML writes out "
+            f"(same widths, repeats and Detect{b_note}): {pairs}. "
+        )
+    parts.append(
         "Batch-1 inference of the fused eval models (`.eval().fuse()`), random input: PyTorch eager under "
         "`torch.inference_mode()`; the same for the backbone alone (layers up to and including SPPF)"
-    ]
+    )
     if args.onnx:
         import onnxruntime
 
@@ -463,16 +597,27 @@ def describe(args: argparse.Namespace) -> str:
             "boxes each, zero_grad + forward + Ultralytics' v8DetectionLoss + backward (no optimizer step); RevCol "
             "reversible (YAML default) and plain backprop (`RevCol.reversible = False`) share one model."
         )
+    if args.train and args.checkpoint_settings:
+        settings, resolved = (per_pair({k: v[i] for k, v in args.checkpoint_settings.items()}) for i in (0, 1))
+        parts.append(
+            f" The reversible row keeps the YAML's `checkpoint_every` ({settings}); the `checkpoint_every auto` row "
+            f'sets `RevCol.checkpoint_every = "auto"` (the class default) on the same model, which resolves to '
+            f"{resolved} (0: keep no column, rebuild every one)."
+        )
     warm, timed = f"{args.warmup} runs", f"{args.runs} runs"
     if args.train:
         warm, timed = f"{warm} ({args.train_warmup} training steps)", f"{timed} ({args.train_runs} training steps)"
     parts.append(
         f" Warm-up {warm} per model, then {args.rounds} rounds of {timed} per model back to back, order rotating; "
-        f"medians over all timed runs, ratio = RevCol median / stock median. Targets: inference <= "
-        f"{TARGET_INFERENCE:.2f}x at "
-        f"{'/'.join(TARGET_INFERENCE_SCALES)}, reversible training step <= {TARGET_TRAIN:.2f}x at "
-        f"{'/'.join(TARGET_TRAIN_SCALES)}.\n"
+        f"medians over all timed runs, ratio = RevCol median / stock median."
     )
+    if args.paper:
+        parts.append(" No targets: the project's are set for the n/s scales of `yolov8-revcol.yaml`.\n")
+    else:
+        parts.append(
+            f" Targets: inference <= {TARGET_INFERENCE:.2f}x at {'/'.join(TARGET_INFERENCE_SCALES)}, reversible "
+            f"training step <= {TARGET_TRAIN:.2f}x at {'/'.join(TARGET_TRAIN_SCALES)}.\n"
+        )
     return "".join(parts)
 
 
@@ -483,24 +628,39 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    pairs = [paper_pair(p) for p in args.paper] if args.paper else [scale_pair(s) for s in args.scales]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="yolo_revcol_speed_") as tmp:
-        for scale in args.scales:
-            (Path(tmp) / scale).mkdir()
-            rows += bench_inference(scale, args.imgsz, args, Path(tmp) / scale)
+        for pair in pairs:
+            folder = Path(tmp) / Path(pair.revcol).stem  # T and S share their stock model's name: one folder each
+            folder.mkdir()
+            rows += bench_inference(pair, args.imgsz, args, folder)
             if args.train:
-                rows += bench_train(scale, args)
+                rows += bench_train(pair, args)
     torch.set_num_threads(args.threads)  # as timed, for machine()
     note = f"Measured by `{command_line()}` on {machine()}.\n" + describe(args)
-    title = f"RevCol / stock YOLOv8 time on CPU, threads: {args.threads} (lower is faster)"
-    text = note + "\n" + markdown_table(HEADER, table_rows(rows))
+    header, csv_header = headers(bool(args.paper))
+    if args.paper:
+        stem, block = "speed_paper", "speed-paper"
+        title = f"RevCol-T/S/B / stock YOLOv8 time on CPU, threads: {args.threads} (lower is faster)"
+    else:
+        stem, block = "speed", "speed"
+        title = f"RevCol / stock YOLOv8 time on CPU, threads: {args.threads} (lower is faster)"
+    text = note + "\n" + markdown_table(header, table_rows(rows))
     write_result(
-        args.out / "speed", text, CSV_HEADER, csv_rows(rows), lambda path: plot(rows, title, path), args.readme
+        args.out / stem,
+        text,
+        csv_header,
+        csv_rows(rows),
+        lambda path: plot(rows, title, path),
+        args.readme,
+        block=block,
     )
     if args.profiles:
         text = f"Measured by `{command_line()}` on {machine()}.\n\n" + profile_report(args.profiles, args.profile)
-        (args.out / "speed_profile.md").write_text(text)
-        print(f"{text}\nwrote {args.out / 'speed_profile.md'}")
+        profile_md = args.out / f"{stem}_profile.md"
+        profile_md.write_text(text)
+        print(f"{text}\nwrote {profile_md}")
     return 0
 
 
