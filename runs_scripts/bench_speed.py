@@ -1,6 +1,7 @@
 """CPU inference latency and training-step time of yolov8-revcol vs stock YOLOv8; same as `yolo-revcol speed`.
 
-Usage: python runs_scripts/bench_speed.py [--scales n s] [--imgsz 640 320] [--no-onnx] [--no-train] [--readme README.md]
+Usage: python runs_scripts/bench_speed.py [--scales n s | --paper [t s b]] [--imgsz 640 320] [--no-onnx] [--no-train]
+       [--readme README.md]
 """
 
 import sys

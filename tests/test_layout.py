@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
 
 PACKAGE = ROOT / "yolo_revcol"
@@ -89,3 +90,21 @@ def test_readme_lists_exactly_the_cli_commands():
     table = readme[readme.index("### The `yolo-revcol` commands") :].split("\n## ", 1)[0]
     listed = [line.split("`")[1].split()[1] for line in table.splitlines() if line.startswith("| `yolo-revcol ")]
     assert sorted(listed) == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize(
+    "argv0, expected",
+    [
+        ("/venv/bin/yolo-revcol", "yolo-revcol memory --quick"),
+        ("{package}/tools/bench_memory/__main__.py", "python -m yolo_revcol.tools.bench_memory memory --quick"),
+        ("{package}/tools/bench_speed.py", "python -m yolo_revcol.tools.bench_speed memory --quick"),
+    ],
+)
+def test_reports_name_the_command_as_it_was_typed(argv0, expected, monkeypatch):
+    """Result headers say `Measured by <command>`: a console script by its name, `python -m` by its module."""
+    import yolo_revcol
+    from yolo_revcol.tools.report import command_line
+
+    package = Path(yolo_revcol.__file__).resolve().parent
+    monkeypatch.setattr("sys.argv", [argv0.format(package=package), "memory", "--quick"])
+    assert command_line() == expected

@@ -48,7 +48,13 @@ def command_line() -> str:
     script = Path(sys.argv[0])
     if script.parent.name == "bin":  # a console command such as yolo-revcol
         return shlex.join([script.name, *sys.argv[1:]])
-    return shlex.join([rel(sys.executable), rel(sys.argv[0]), *sys.argv[1:]])
+    package = Path(__file__).resolve().parents[1]
+    try:  # `python -m yolo_revcol.tools.x` sets argv[0] to the module's file: name the module, as it was typed
+        module = script.resolve().relative_to(package.parent).with_suffix("")
+    except ValueError:
+        return shlex.join([rel(sys.executable), rel(sys.argv[0]), *sys.argv[1:]])
+    parts = module.parts[:-1] if module.name == "__main__" else module.parts
+    return shlex.join(["python", "-m", ".".join(parts), *sys.argv[1:]])
 
 
 def machine() -> str:
