@@ -27,18 +27,14 @@ import yaml
 
 from ...nn import RevCol
 from ...paths import cfg_dir
-from ..bench_speed import interleave
+from ..bench_speed import PAPER_STOCK, PAPER_YAML, interleave
 from ..report import command_line, fmt, machine, markdown_table, write_csv, write_result
 from .aux import batch_of, saved_mib, step_s
 from .common import BenchConfig, set_trained_like
 from .reconstruction import division_errors, gradient_check
 
-# The paper's backbones and the stock YOLOv8 whose neck and head their YAMLs write out (P3/P4/P5 widths).
-PAPER_MODELS = {
-    "t": ("RevCol-T", "yolov8-revcol-t.yaml", "yolov8s.yaml"),
-    "s": ("RevCol-S", "yolov8-revcol-s.yaml", "yolov8s.yaml"),
-    "b": ("RevCol-B", "yolov8-revcol-b.yaml", "yolov8m.yaml"),
-}
+# The paper's backbones: (name, YAML, the stock YOLOv8 whose neck and head the YAML writes out), as speed pairs them.
+PAPER_MODELS = {p: (f"RevCol-{p.upper()}", PAPER_YAML.format(p=p), stock) for p, stock in PAPER_STOCK.items()}
 REC_HEADER = ("backbone", "columns", "weights", "precision", "division only, K=0", "K=2", "K=4")
 REC_HEADER += ("default pass: reconstruction", "default pass: gradients", "K=2 pass: reconstruction", "gradients")
 EXPLICIT_K = 2  # the explicit setting measured beside the default (the T/S/B YAMLs' value before the exact pass)
@@ -118,7 +114,7 @@ def measure_paper_step(letter: str, imgsz: int, batch: int, reps: int) -> list[l
     Returns:
         (list[list]): Rows in ``STEP_CSV`` order, stock first, unrounded.
     """
-    name, revcol_yaml, stock_yaml = PAPER_MODELS[letter]
+    _, revcol_yaml, stock_yaml = PAPER_MODELS[letter]
     stock, revcol = build_detector(stock_yaml), build_detector(str(cfg_dir() / revcol_yaml))
     layer = revcol.model[0]
     shipped = layer.reversible, layer.checkpoint_every
