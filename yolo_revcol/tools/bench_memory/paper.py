@@ -199,16 +199,9 @@ def paper_section(
         f"boxes each, Ultralytics' loss then backward; saved bytes counted once per storage, parameters excluded; "
         f"step times are medians of {reps} interleaved steps in one run.\n"
     )
-    text = "\n".join(
-        [
-            note,
-            markdown_table(REC_HEADER, rec_rows),
-            markdown_table(
-                STEP_HEADER,
-                [[m, p, f"{s:.1f}", f"{sr:.3f}", f"{t:.0f}", f"{tr:.3f}"] for m, p, s, sr, t, tr in step_rows],
-            ),
-        ]
-    )
+    steps = [[m, p, f"{s:.1f}", f"{sr:.3f}", f"{t:.0f}", f"{tr:.3f}"] for m, p, s, sr, t, tr in step_rows]
+    tables = [markdown_table(REC_HEADER, rec_rows)] + ([markdown_table(STEP_HEADER, steps)] if steps else [])
+    text = "\n".join([note, *tables])
     write_result(out / "paper_memory", text, REC_CSV, rec_csv, readme=readme, block="paper-memory")
     write_csv(out / "paper_memory_step.csv", STEP_CSV, step_rows)
     print(f"wrote {out / 'paper_memory_step.csv'}")
