@@ -27,7 +27,7 @@ import yaml
 
 from ...nn import RevCol
 from ...paths import cfg_dir
-from ..bench_speed import PAPER_STOCK, PAPER_YAML, interleave
+from ..bench_speed import PAPER_STOCK, PAPER_YAML, build, interleave
 from ..report import command_line, fmt, machine, markdown_table, write_csv, write_result
 from .aux import batch_of, saved_mib, step_s
 from .common import BenchConfig, set_trained_like
@@ -88,20 +88,6 @@ def measure_paper_reconstruction(
     return out
 
 
-def build_detector(yaml_name: str):
-    """A ``DetectionModel`` from a YAML (RevCol layers registered), in training mode with Ultralytics' defaults."""
-    from ultralytics.cfg import get_cfg
-    from ultralytics.nn.tasks import DetectionModel
-
-    from ...integration.register import register
-
-    register()
-    torch.manual_seed(0)
-    model = DetectionModel(yaml_name, verbose=False).train()
-    model.args = get_cfg()
-    return model
-
-
 def measure_paper_step(letter: str, imgsz: int, batch: int, reps: int) -> list[list]:
     """One training step of a paper YOLO and its stock partner: saved bytes and interleaved step times.
 
@@ -115,7 +101,8 @@ def measure_paper_step(letter: str, imgsz: int, batch: int, reps: int) -> list[l
         (list[list]): Rows in ``STEP_CSV`` order, stock first, unrounded.
     """
     _, revcol_yaml, stock_yaml = PAPER_MODELS[letter]
-    stock, revcol = build_detector(stock_yaml), build_detector(str(cfg_dir() / revcol_yaml))
+    torch.manual_seed(0)
+    stock, revcol = build(stock_yaml, train=True), build(str(cfg_dir() / revcol_yaml), train=True)
     layer = revcol.model[0]
     shipped = layer.reversible, layer.checkpoint_every
     variants = {
