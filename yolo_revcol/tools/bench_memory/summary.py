@@ -9,6 +9,7 @@ import torch
 from ...nn.reversible import auto_checkpoint_every
 from ..report import figure, fmt, markdown_table
 from .common import MIB, MODES, BenchConfig, Section, block_label
+from .saved import TARGETS
 
 
 def describe(cfg: BenchConfig, quick: bool) -> str:
@@ -61,9 +62,10 @@ def readme_block(cfg: BenchConfig, sections: dict[str, Section], note: str) -> s
     header += ["plain (MiB)", "checkpoint per column (MiB)", "reversible default / plain"]
     verdicts = []
     for block in cfg.blocks:
-        growth = [(c, targets.get((block, f"saved bytes reversible({c}) / reversible(2)"))) for c in (8, 16)]
-        growth = [(c, v) for c, v in growth if v and v[0] is not None]
-        share, s_limit = targets[(block, "saved bytes reversible(4) / plain(4)")]
+        # From saved.TARGETS, where the targets are defined: growth over columns, and the share of plain backprop.
+        growth = [(num[1], targets[(block, name)]) for name, num, den, _ in TARGETS if den[0] == "reversible"]
+        growth = [(c, v) for c, v in growth if v[0] is not None]
+        share, s_limit = next(targets[(block, name)] for name, _, den, _ in TARGETS if den[0] == "plain")
         ratios = " and ".join(fmt(v[0], ".2f") + "x" for _, v in growth)
         counts = " and ".join(str(c) for c, _ in growth)
         flat = f"{ratios} its 2-column bytes at {counts} columns (target <= {growth[0][1][1]}x) and " if growth else ""
