@@ -221,7 +221,7 @@ def test_second_backward_and_double_backward_raise(tiny_cfg):
         (dict(checkpoint_every=-1), "'checkpoint_every' must be 'auto' or an integer >= 0 .*, got -1"),
         (dict(checkpoint_every="often"), "'checkpoint_every' must be 'auto' or an integer >= 0 .*, got 'often'"),
         (dict(layer_scale=0), "'layer_scale' must be a number > 0, got 0"),
-        (dict(block="resnet"), "'block' must be one of convnext, c2f, got 'resnet'"),
+        (dict(block="resnet"), "'block' must be one of convnext, c2f, inverted, got 'resnet'"),
         (dict(stem="conv"), "'stem' must be one of patchify, yolo, got 'conv'"),
         (dict(block="c2f"), "'mlp_ratio' is not used by block 'c2f', got 2"),  # tiny_cfg sets mlp_ratio=2
         (dict(block="c2f", mlp_ratio=None, layer_scale=0.1), "'layer_scale' is not used by block 'c2f', got 0.1"),

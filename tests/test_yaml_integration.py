@@ -180,7 +180,7 @@ def edit_args(d: dict, **changes) -> dict:
         ),
         (
             lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, {"block": "resnet"}]]),
-            r"layer 0 \(RevCol\).*'block' must be one of convnext, c2f, got 'resnet'",
+            r"layer 0 \(RevCol\).*'block' must be one of convnext, c2f, inverted, got 'resnet'",
         ),
         (
             lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, {"stem": "conv"}]]),

@@ -1,6 +1,6 @@
 """Pure-PyTorch RevCol modules. Nothing here imports Ultralytics."""
 
-from .column import Column, DownFusion, Level, UpFusion
+from .column import DOWNS, Column, DownFusion, Level, UpFusion
 from .layers import (
     BLOCKS,
     Bottleneck,
@@ -9,6 +9,7 @@ from .layers import (
     ConvNeXtBlock,
     ConvNorm,
     DropPath,
+    InvertedResidual,
     LayerNorm2d,
     ReversibleScale,
 )
@@ -18,6 +19,7 @@ from .reversible import ReversibleColumns, reconstruct_states
 
 __all__ = (
     "BLOCKS",
+    "DOWNS",
     "STEMS",
     "Bottleneck",
     "C2fBlock",
@@ -27,6 +29,7 @@ __all__ = (
     "ConvNorm",
     "DownFusion",
     "DropPath",
+    "InvertedResidual",
     "LayerNorm2d",
     "Level",
     "OfficialCheckpointError",

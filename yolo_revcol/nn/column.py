@@ -18,11 +18,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .layers import C2fBlock, ConvNeXtBlock, ConvNorm, ReversibleScale, upsample2x
+from .layers import C2fBlock, ConvNeXtBlock, ConvNorm, InvertedResidual, ReversibleScale, upsample2x
 
-__all__ = ("DownFusion", "UpFusion", "Level", "Column")
+__all__ = ("DOWNS", "DownFusion", "UpFusion", "Level", "Column", "default_down")
 
 NUM_LEVELS = 4
+DOWNS = ("conv", "patch", "dw")  # down fusions: 3x3 stride-2 conv, 2x2 stride-2 conv, depthwise-separable 3x3
 
 
 def norm_of(block: str) -> str:
@@ -30,22 +31,38 @@ def norm_of(block: str) -> str:
     return "ln" if block == "convnext" else "bn"
 
 
-class DownFusion(nn.Module):
-    """Bring the finer level of the same column down to this level.
+def default_down(block: str) -> str:
+    """The down fusion a block family uses unless told otherwise: the paper's 2x2 conv for convnext, else YOLO's 3x3."""
+    return "patch" if block == "convnext" else "conv"
 
-    convnext: 2x2 stride-2 conv + LayerNorm (RevCol); c2f: 3x3 stride-2 conv + BN + SiLU (YOLO's downsampling).
+
+class DownFusion(nn.Module):
+    """Bring the finer level of the same column down to this level (stride 2), in the block family's norm.
+
+    ``kind``: "conv", a 3x3 stride-2 conv (YOLO's downsampling); "patch", a 2x2 stride-2 conv (RevCol's, 4/9 of the
+    cost); "dw", a 3x3 stride-2 depthwise conv + norm, then a 1x1 conv (about C2/9 + 1 of "conv"'s cost per input
+    channel). BatchNorm families follow the last conv with SiLU, convnext with nothing (as the paper).
 
     Args:
         c1 (int): Channels of the finer level.
         c2 (int): Channels of this level.
-        block (str): Block family, "convnext" or "c2f".
+        block (str): Block family (its norm and activation).
+        kind (str | None): One of ``DOWNS``; None for the family's default (``default_down``).
     """
 
-    def __init__(self, c1: int, c2: int, block: str = "convnext"):
-        """Build the strided conv and its norm."""
+    def __init__(self, c1: int, c2: int, block: str = "convnext", kind: str | None = None):
+        """Build the strided conv(s) and norm(s)."""
         super().__init__()
-        convnext = block == "convnext"
-        self.conv = ConvNorm(c1, c2, 2 if convnext else 3, stride=2, norm=norm_of(block), act=not convnext)
+        kind = kind or default_down(block)
+        if kind not in DOWNS:
+            raise ValueError(f"DownFusion kind must be one of {', '.join(DOWNS)}, got {kind!r}")
+        norm, act = norm_of(block), block != "convnext"
+        if kind == "dw":
+            self.conv = nn.Sequential(
+                ConvNorm(c1, c1, 3, stride=2, norm=norm, act=False, groups=c1), ConvNorm(c1, c2, 1, norm=norm, act=act)
+            )
+        else:
+            self.conv = ConvNorm(c1, c2, 3 if kind == "conv" else 2, stride=2, norm=norm, act=act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the (N, c2, H/2, W/2) map."""
@@ -76,18 +93,19 @@ class UpFusion(nn.Module):
 class Level(nn.Module):
     """One level of a column: fuse the down and up inputs, then run ``depth`` blocks.
 
-    convnext: ``depth`` ConvNeXt-style blocks in sequence; c2f: one C2f block with ``depth`` bottlenecks.
+    convnext and inverted: ``depth`` blocks in sequence; c2f: one C2f block with ``depth`` bottlenecks.
 
     Args:
         index (int): Level index 0..3 (stride 4 * 2**index).
         channels (Sequence[int]): Channels of all four levels.
         depth (int): Number of blocks at this level.
         kernel (int): Depthwise kernel size.
-        mlp_ratio (float): MLP expansion ratio of the blocks.
+        mlp_ratio (float): Expansion ratio of the blocks (convnext, inverted).
         drop_path (Sequence[float]): DropPath probability of each block (length ``depth``).
         has_up (bool): Whether this level receives the previous column's coarser level.
         layer_scale (float): Initial layer-scale value of the blocks (convnext).
-        block (str): Block family, "convnext" or "c2f".
+        block (str): Block family, one of ``BLOCKS``.
+        down (str | None): Down fusion kind (``DOWNS``); None for the family's default.
     """
 
     def __init__(
@@ -101,18 +119,21 @@ class Level(nn.Module):
         has_up: bool,
         layer_scale: float = 1e-6,
         block: str = "convnext",
+        down: str | None = None,
     ):
         """Build the fusion modules and the blocks."""
         super().__init__()
         c = channels[index]
         self.depth = depth
         # Level 0's down input is the stem output, which already has channels[0] channels at stride 4.
-        self.down = DownFusion(channels[index - 1], c, block) if index > 0 else nn.Identity()
+        self.down = DownFusion(channels[index - 1], c, block, down) if index > 0 else nn.Identity()
         self.up = UpFusion(channels[index + 1], c, block) if has_up else None
         if block == "convnext":
             self.blocks = nn.Sequential(
                 *(ConvNeXtBlock(c, kernel, mlp_ratio, layer_scale, drop_path[i]) for i in range(depth))
             )
+        elif block == "inverted":
+            self.blocks = nn.Sequential(*(InvertedResidual(c, kernel, mlp_ratio, drop_path[i]) for i in range(depth)))
         else:
             self.blocks = C2fBlock(c, depth, kernel, drop_path)
 
@@ -131,11 +152,12 @@ class Column(nn.Module):
         channels (Sequence[int]): Channels of the four levels.
         layers (Sequence[int]): Blocks per level.
         kernel (int): Depthwise kernel size.
-        mlp_ratio (float): MLP expansion ratio.
+        mlp_ratio (float): Expansion ratio of the blocks (convnext, inverted).
         drop_path (Sequence[float]): DropPath probability of every block, levels concatenated.
         first (bool): Whether this is the network's first column.
         layer_scale (float): Initial layer-scale value of the blocks (convnext).
-        block (str): Block family, "convnext" or "c2f".
+        block (str): Block family, one of ``BLOCKS``.
+        down (str | None): Down fusion kind (``DOWNS``); None for the family's default.
     """
 
     def __init__(
@@ -148,6 +170,7 @@ class Column(nn.Module):
         first: bool,
         layer_scale: float = 1e-6,
         block: str = "convnext",
+        down: str | None = None,
     ):
         """Build the four levels and, after the first column, the four alphas."""
         super().__init__()
@@ -164,6 +187,7 @@ class Column(nn.Module):
                 has_up=not first and i < NUM_LEVELS - 1,
                 layer_scale=layer_scale,
                 block=block,
+                down=down,
             )
             for i in range(NUM_LEVELS)
         )

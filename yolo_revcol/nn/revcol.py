@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .column import NUM_LEVELS, Column, norm_of
+from .column import DOWNS, NUM_LEVELS, Column, norm_of
 from .layers import BLOCKS, ChannelScale, ConvNorm
 from .reversible import ReversibleColumns, auto_checkpoint_every, compute_dtype, reversible_parameters
 
@@ -22,7 +22,8 @@ __all__ = ("ARG_CHECKS", "Stem", "RevCol")
 
 MAX_STRIDE = 32  # stride of the coarsest level; input sides must be multiples of it
 STEMS = ("patchify", "yolo")
-BLOCK_DEFAULTS = {"convnext": {"mlp_ratio": 4.0, "layer_scale": 1e-6}, "c2f": {}}  # arguments each family uses
+# The optional arguments each block family uses, with their defaults
+BLOCK_DEFAULTS = {"convnext": {"mlp_ratio": 4.0, "layer_scale": 1e-6}, "c2f": {}, "inverted": {"mlp_ratio": 2.0}}
 
 
 class Stem(nn.Module):
@@ -174,6 +175,8 @@ def _check_combination(args: dict) -> None:
             f"RevCol argument 'weights' (official checkpoint) needs block convnext and stem patchify, "
             f"got block {block!r} and stem {args['stem']!r}"
         )
+    if args["weights"] is not None and args["down"] not in (None, "patch"):
+        raise ValueError(f"RevCol argument 'weights' (official checkpoint) needs down patch, got {args['down']!r}")
 
 
 # One check per constructor argument, by name; RevCol's signature says which arguments exist and in what order.
@@ -192,6 +195,7 @@ ARG_CHECKS = {
     "stem": _one_of(STEMS),
     "aux": _check_aux,
     "weights": _check_weights,
+    "down": lambda name, value: None if value is None else _one_of(DOWNS)(name, value),
 }
 
 
@@ -224,7 +228,8 @@ class RevCol(nn.Module):
         layers (Sequence[int]): Blocks per level (convnext: blocks; c2f: bottlenecks of the level's C2f block).
         columns (int): Number of columns.
         kernel (int): Kernel size of the blocks' spatial convs (convnext: depthwise), odd.
-        mlp_ratio (float | None): MLP expansion ratio of convnext blocks (default 4); c2f blocks take none.
+        mlp_ratio (float | None): Expansion ratio of convnext (default 4) and inverted (default 2) blocks; c2f blocks
+            take none.
         drop_path (float): Largest DropPath probability; it rises linearly over each column's blocks.
         reversible (bool): Train through the reversible autograd path.
         checkpoint_every (int | str): With reversible training, also keep every K-th column's states, which the
@@ -234,8 +239,9 @@ class RevCol(nn.Module):
             forward, see ``checkpoint_interval``: to 0, keep no column, for every column count and dtype.
         layer_scale (float | None): Initial layer scale of convnext blocks (default 1e-6 as in ConvNeXt and RevCol;
             larger values switch the blocks on from the start); c2f blocks take none.
-        block (str): Block family: "convnext" (the paper's ConvNeXt-style block and LayerNorm fusions) or "c2f"
-            (YOLOv8-style C2f block, BatchNorm + SiLU, which folds into convs for inference).
+        block (str): Block family: "convnext" (the paper's ConvNeXt-style block and LayerNorm fusions), "c2f"
+            (YOLOv8-style C2f block, BatchNorm + SiLU, which folds into convs for inference) or "inverted" (inverted
+            residuals, 1x1 expand by ``mlp_ratio`` (default 2), depthwise, 1x1 project, BatchNorm + SiLU).
         stem (str): "patchify" (4x4 stride-4 conv, the paper's) or "yolo" (two 3x3 stride-2 convs).
         aux (float): Weight of intermediate supervision (0: off). When positive, the columns listed by
             ``supervised_columns`` also hand their states to auxiliary heads (``attach_aux_heads``) in training mode;
@@ -245,6 +251,9 @@ class RevCol(nn.Module):
         weights (str | None): Path of an official RevCol checkpoint (megvii-research/RevCol release, detection or
             segmentation file) to load when the model is built; its architecture must be this one (convnext block,
             patchify stem). Never downloaded. See ``load_official``.
+        down (str | None): Down fusion between levels: "conv" (3x3 stride-2 conv), "patch" (2x2 stride-2 conv) or
+            "dw" (3x3 stride-2 depthwise conv, then 1x1 conv); None for the family's default (convnext: patch,
+            otherwise conv).
 
     Examples:
         >>> model = RevCol(3, [16, 32, 64, 128], [1, 1, 3, 1], columns=2)
@@ -271,6 +280,7 @@ class RevCol(nn.Module):
         stem: str = "patchify",
         aux: float = 0.0,
         weights: str | None = None,
+        down: str | None = None,
     ):
         """Build the stem and columns (arguments arrive checked and normalised, see ``check_args``)."""
         super().__init__()
@@ -285,8 +295,7 @@ class RevCol(nn.Module):
         self.stem = Stem(c1, channels[0], stem, block)
         rates = torch.linspace(0, drop_path, sum(layers)).tolist()
         self.columns = nn.ModuleList(
-            Column(channels, layers, kernel, mlp_ratio, rates, first=k == 0, layer_scale=layer_scale, block=block)
-            for k in range(columns)
+            Column(channels, layers, kernel, mlp_ratio, rates, k == 0, layer_scale, block, down) for k in range(columns)
         )
         if block == "convnext":  # BN/SiLU convs keep PyTorch's default init, as Ultralytics' own layers do
             self.apply(self._init_weights)
