@@ -138,3 +138,34 @@ def test_why_figures_come_from_the_stock_models_layers():
     params = [n for _, n, _ in layers]
     assert sum(params) == summarize("yolo11x.yaml", "x", 640).params and layers[backbone - 1][0] == "C2PSA"
     assert f"({sum(params[backbone:]) / 1e6:.1f}M of {sum(params) / 1e6:.1f}M)" in why_yolo11()
+
+
+# Cost breakdown ---------------------------------------------------------------------------------------------------
+
+
+def test_breakdown_parts_add_up_to_the_model_and_name_every_column_part():
+    from yolo_revcol.tools.compare import breakdown, build_model
+
+    for name in ("yolov8n.yaml", "yolov8n-revcol.yaml"):
+        parts = breakdown(name)
+        model, _ = build_model(name)
+        assert sum(n for _, n, _ in parts) == sum(p.numel() for p in model.parameters())
+        layers, _ = layer_sizes(name)
+        assert sum(g for _, _, g in parts) == pytest.approx(sum(g for _, _, g in layers), rel=1e-9)
+        assert [p for p, _, _ in parts][-3:] == ["SPPF", "neck", "head"]
+    names = [p for p, _, _ in breakdown("yolov8n-revcol.yaml")]
+    # Two columns at n: the first has no up fusions and no alphas.
+    assert names[0] == "stem" and "column 1 P4/16: down" in names and "column 2 P4/16: up" in names
+    assert "column 1 P3/8: up" not in names and "column 1: alphas" not in names and "column 2: alphas" in names
+    assert "column 1 P2/4: down" not in names  # level 0 reads the stem output as it is
+
+
+def test_breakdown_command_writes_its_block(tmp_path):
+    doc = tmp_path / "design.md"
+    doc.write_text("a\n<!-- breakdown:start -->\nold\n<!-- breakdown:end -->\nb\n")
+    cmd = [str(BIN / "yolo-revcol"), "compare", "--breakdown", "--scales", "n", "--out", str(tmp_path)]
+    run(cmd + ["--readme", str(doc)])
+    rows = list(csv.reader(open(tmp_path / "compare_breakdown.csv")))
+    assert rows[0] == ["model", "part", "params", "gflops"] and {r[0] for r in rows[1:]} == {"yolov8n", "yolov8n-revcol"}
+    text = doc.read_text()
+    assert "old" not in text and "| yolov8n-revcol | column 2 P5/32: blocks |" in text

@@ -8,6 +8,7 @@ Examples:
     yolo-revcol compare --scales n s --imgsz 640 --readme README.md
     yolo-revcol compare --families all --readme README.md   # every family; README's yolov8 and per-task blocks
     yolo-revcol compare --paper --readme README.md        # the paper's RevCol-T/S/B YAMLs vs YOLOv8 m/l/x
+    yolo-revcol compare --breakdown --scales n s --readme docs/design.md   # params and GFLOPs per part
 """
 
 from __future__ import annotations
@@ -157,6 +158,133 @@ def layer_sizes(yaml: str, imgsz: int = 640) -> tuple[list[tuple[str, int, float
         for i, m in enumerate(model.model)
     ]
     return layers, len(yaml_model_load(yaml)["backbone"])
+
+
+LEVEL_NAMES = ("P2/4", "P3/8", "P4/16", "P5/32")
+BREAKDOWN_BLOCK = "breakdown"
+
+
+def part_of(name: str, model) -> str:
+    """The part of a detection model a parameter or module name belongs to, for ``breakdown``.
+
+    RevCol: ``stem``, ``column k Pn: down|up|blocks`` and ``column k: alphas`` (k from 1); stock backbone layers by
+    index and class; then ``SPPF``, ``neck`` (every layer between SPPF and the head) and ``head``.
+    """
+    parts = name.split(".")
+    i = int(parts[1])
+    layer = model.model[i]
+    if type(layer).__name__ == "RevCol":
+        if parts[2] == "stem":
+            return "stem"
+        if parts[2] == "columns":
+            k, kind = int(parts[3]), parts[4]
+            if kind == "alphas":  # a few hundred per-channel scales: one row per column
+                return f"column {k + 1}: alphas"
+            return f"column {k + 1} {LEVEL_NAMES[int(parts[5])]}: {parts[6]}"
+        return "RevCol (other)"
+    kinds = [type(m).__name__ for m in model.model]
+    sppf = kinds.index("SPPF") if "SPPF" in kinds else len(kinds)
+    if i == len(kinds) - 1:
+        return "head"
+    if i > sppf:
+        return "neck"
+    return "SPPF" if i == sppf else f"layer {i} {kinds[i]}"
+
+
+def breakdown(yaml: str | Path, imgsz: int = 640) -> list[tuple[str, int, float]]:
+    """Parameters and GFLOPs of every part of a model (see ``part_of``), in model order.
+
+    GFLOPs count convolutions and matrix products (torch's ``FlopCounterMode``), as ``layer_sizes`` does; the rows
+    add up to the model's total.
+
+    Returns:
+        (list[tuple[str, int, float]]): (part, parameters, GFLOPs at ``imgsz``).
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, _ = build_model(yaml)
+    revcol = next((m for m in model.modules() if type(m).__name__ == "RevCol"), None)
+    if revcol is not None:
+        revcol.drop_aux_heads()
+    rows: dict[str, list] = {}
+    for name, p in model.model.named_parameters(prefix="model"):
+        rows.setdefault(part_of(name, model), [0, 0.0])[0] += p.numel()
+    leaves = {name: m for name, m in model.model.named_modules(prefix="model") if not m._modules}
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.eval()(torch.zeros(1, 3, imgsz, imgsz))
+    counts = counter.get_flop_counts()
+    prefix = f"{type(model).__name__}."
+    for name in leaves:
+        flops = sum(counts.get(prefix + name, {}).values())
+        if flops:
+            rows.setdefault(part_of(name, model), [0, 0.0])[1] += flops / 1e9
+    return [(part, n, g) for part, (n, g) in rows.items()]
+
+
+def breakdown_pairs(scales: str, imgsz: int) -> list[tuple[str, list[tuple[str, int, float]]]]:
+    """``breakdown`` of stock YOLOv8 and yolov8-revcol at each scale, in that order."""
+    stock, ours = PAIRS["yolov8"]
+    out = []
+    for s in scales:
+        out.append((stock.format(s=s).removesuffix(".yaml"), breakdown(stock.format(s=s), imgsz)))
+        out.append((ours.format(s=s).removesuffix(".yaml"), breakdown(cfg_dir() / ours.format(s=s), imgsz)))
+    return out
+
+
+BREAKDOWN_HEADER = ("model", "part", "params (k)", "GFLOPs", "share of params", "share of GFLOPs")
+BREAKDOWN_SUMMARY_HEADER = ("model", "backbone params (M)", "backbone GFLOPs", "SPPF + neck + head params (M)")
+BREAKDOWN_SUMMARY_HEADER += ("SPPF + neck + head GFLOPs", "total params (M)", "total GFLOPs")
+
+
+def breakdown_rows(models: list[tuple[str, list[tuple[str, int, float]]]]) -> list[list]:
+    """One row per part of every model, with its share of the model's totals."""
+    rows = []
+    for name, parts in models:
+        params, gflops = sum(n for _, n, _ in parts), sum(g for _, _, g in parts)
+        rows += [[name, part, f"{n / 1e3:.1f}", f"{g:.3f}", f"{n / params:.1%}", f"{g / gflops:.1%}"]
+                 for part, n, g in parts]  # fmt: skip
+    return rows
+
+
+def breakdown_summary(models: list[tuple[str, list[tuple[str, int, float]]]]) -> list[list]:
+    """One row per model: what the backbone (up to SPPF) costs against what the parts every variant keeps cost."""
+    rows = []
+    for name, parts in models:
+        kept = [(n, g) for part, n, g in parts if part in ("SPPF", "neck", "head")]
+        params, gflops = sum(n for _, n, _ in parts), sum(g for _, _, g in parts)
+        kp, kg = sum(n for n, _ in kept), sum(g for _, g in kept)
+        rows.append([name, f"{(params - kp) / 1e6:.2f}", f"{gflops - kg:.2f}", f"{kp / 1e6:.2f}", f"{kg:.2f}",
+                     f"{params / 1e6:.2f}", f"{gflops:.2f}"])  # fmt: skip
+    return rows
+
+
+def write_breakdown(scales: str, imgsz: int, out: Path, readme: Path | None) -> None:
+    """Print and write the per-part cost of stock YOLOv8 and yolov8-revcol (``compare_breakdown.{md,csv}``)."""
+    models = breakdown_pairs(scales, imgsz)
+    note = (
+        f"Measured by `{command_line()}` at imgsz {imgsz} (80 classes, as the YAMLs ship) on {machine()}. GFLOPs "
+        "count convolutions and matrix products (torch's FlopCounterMode), so totals sit about 1 % below "
+        "`model.info()`'s. Backbone: every layer before SPPF (for RevCol: stem, and per column and level its down "
+        "fusion, up fusion and blocks, and its alphas); SPPF, neck and head are the same layers in both models, "
+        "sized by the maps they read.\n"
+    )
+    text = (
+        note
+        + "\n"
+        + markdown_table(BREAKDOWN_SUMMARY_HEADER, breakdown_summary(models))
+        + "\n"
+        + markdown_table(BREAKDOWN_HEADER, breakdown_rows(models))
+    )
+    csv_rows_ = [[name, part, n, g] for name, parts in models for part, n, g in parts]
+    write_result(
+        out / "compare_breakdown",
+        text,
+        ("model", "part", "params", "gflops"),
+        csv_rows_,
+        readme=readme,
+        block=BREAKDOWN_BLOCK,
+    )
 
 
 def why_segment() -> str:
@@ -373,7 +501,16 @@ def main(argv: list[str] | None = None) -> int:
         help="compare the paper's RevCol-T/S/B YAMLs with stock YOLOv8 m/l/x instead (compare_paper.*, README block "
         f"<!-- {PAPER_BLOCK}:start/end -->)",
     )
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="params and GFLOPs per part (stem, each column's down/up fusions and blocks per level, SPPF, neck, head) "
+        f"of yolov8 and yolov8-revcol at --scales (compare_breakdown.*, block <!-- {BREAKDOWN_BLOCK}:start/end -->)",
+    )
     args = parser.parse_args(argv)
+    if args.breakdown:
+        write_breakdown("".join(args.scales), args.imgsz, args.out, args.readme)
+        return 0
     if args.paper:
         write_paper(args.imgsz, args.out, args.readme)
         return 0
