@@ -178,7 +178,7 @@ def test_tiny_paper_run_writes_speed_paper_without_targets(tiny_paper_run):
     assert all(r["target"] == "" and r["target_met"] == "" for r in rows)
     assert rows[2]["stock_ms"] == rows[3]["stock_ms"]  # both RevCol training variants against the same stock runs
     md = (out / "speed_paper.md").read_text()
-    assert "`yolov8-revcol-t.yaml` vs `yolov8s.yaml`" in md and "No targets" in md and "Targets:" not in md
+    assert "`revcol-t-yolov8.yaml` vs `yolov8s.yaml`" in md and "No targets" in md and "Targets:" not in md
     text = readme.read_text()  # the paper block is filled, the scale block left alone
     assert "old" not in text and f"| T vs yolov8s | {TRAIN_PLAIN} | 64 | 1 |" in text and "\nscales\n" in text
 
@@ -263,7 +263,7 @@ def test_paper_pairs_are_the_shipped_yamls_and_the_stock_model_of_their_neck():
     assert PAPER_STOCK == {"t": "yolov8s.yaml", "s": "yolov8s.yaml", "b": "yolov8m.yaml"}
     for letter, stock in PAPER_STOCK.items():
         pair = paper_pair(letter)
-        assert Path(pair.revcol).is_file() and Path(pair.revcol).name == f"yolov8-revcol-{letter}.yaml"
+        assert Path(pair.revcol).is_file() and Path(pair.revcol).name == f"revcol-{letter}-yolov8.yaml"
         assert pair.stock == stock and pair.label == f"{letter.upper()} vs {stock[:-5]}"
     assert scale_pair("n").label == "n" and scale_pair("n").stock == "yolov8n.yaml"
 

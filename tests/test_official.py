@@ -306,7 +306,7 @@ def paper_yaml(variant: str) -> dict:
     import yaml
     from conftest import CFG
 
-    return yaml.safe_load((CFG / f"yolov8-revcol-{variant}.yaml").read_text())
+    return yaml.safe_load((CFG / f"revcol-{variant}-yolov8.yaml").read_text())
 
 
 @pytest.mark.parametrize("variant", PAPER)
@@ -340,8 +340,8 @@ def test_compare_paper_writes_the_table_and_readme_block(tmp_path, monkeypatch):
     from yolo_revcol.tools import compare
 
     sizes = {"yolov8m": (25_902_640, 79.3), "yolov8l": (43_691_520, 165.7), "yolov8x": (68_229_648, 258.5)}
-    sizes.update({"yolov8-revcol-t": (36_684_928, 91.1), "yolov8-revcol-s": (66_797_184, 165.6)})
-    sizes["yolov8-revcol-b"] = (152_869_048, 313.7)
+    sizes.update({"revcol-t-yolov8": (36_684_928, 91.1), "revcol-s-yolov8": (66_797_184, 165.6)})
+    sizes["revcol-b-yolov8"] = (152_869_048, 313.7)
 
     def fake_summarize(yaml, name, imgsz):  # building RevCol-B takes long; the pairing and the table are tested here
         return compare.Summary(name, 1, *sizes[name], imgsz=imgsz)
@@ -351,6 +351,6 @@ def test_compare_paper_writes_the_table_and_readme_block(tmp_path, monkeypatch):
     readme.write_text("a\n<!-- compare-paper:start -->\nold\n<!-- compare-paper:end -->\nb\n")
     assert compare.main(["--paper", "--out", str(tmp_path), "--readme", str(readme)]) == 0
     text = readme.read_text()
-    assert "old" not in text and "| yolov8-revcol-s | 66.80 | 165.6 | yolov8l | 43.69 | 165.7 | 1.53 | 1.00 |" in text
+    assert "old" not in text and "| revcol-s-yolov8 | 66.80 | 165.6 | yolov8l | 43.69 | 165.7 | 1.53 | 1.00 |" in text
     rows = (tmp_path / "compare_paper.csv").read_text().splitlines()
     assert [r.split(",")[3] for r in rows[1:]] == ["yolov8m", "yolov8l", "yolov8x"]

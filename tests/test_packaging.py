@@ -152,6 +152,20 @@ def test_wheel_install_builds_every_yaml_by_name_from_any_folder(fresh):
     assert str(fresh["prefix"]) in listing and all(n in listing for n in MODEL_NAMES + DATASET_NAMES)
 
 
+def test_console_command_edges_in_wheel_install(fresh):
+    from importlib.metadata import version
+
+    yolo_revcol = str(fresh["bin"] / "yolo-revcol")
+    assert run_fresh(fresh, [yolo_revcol, "--version"]).stdout.strip() == f"yolo-revcol {version('yolo-revcol')}"
+    proc = subprocess.run([yolo_revcol, "compre"], cwd=fresh["cwd"], env=fresh["env"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown command 'compre'; did you mean 'compare'?" in proc.stderr
+    # Every name the listing shows can be copied out; a scaled name keeps the scale it picks.
+    out = fresh["cwd"].parent / "cfg-copy"
+    said = run_fresh(fresh, [yolo_revcol, "cfg", "yolov8s-revcol-seg.yaml", "--out", str(out)]).stdout
+    assert "(a copy of yolov8-revcol-seg.yaml; the name picks scale s)" in said
+    assert (out / "yolov8s-revcol-seg.yaml").read_text() == (CFG / "yolov8-revcol-seg.yaml").read_text()
+
+
 def test_yolo_train_by_name_in_wheel_install(fresh):
     args = "model=yolov8n-revcol.yaml data=revcol-shapes.yaml epochs=1 imgsz=64 batch=8 device=cpu workers=0"
     cmd = [str(fresh["python"]), "-c", YOLO_CLI_TINY_DATA, "train", *args.split(), "plots=False", "name=byname"]

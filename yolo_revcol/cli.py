@@ -19,15 +19,43 @@ COMMANDS = {
 }
 
 
+HELP = {"-h", "--help", "help"}
+
+
+def usage() -> str:
+    """The general usage text: the command line and one line per command."""
+    lines = "\n".join(f"  {name:<10}{text}" for name, (_, text) in COMMANDS.items())
+    return (
+        "usage: yolo-revcol <command> [options]    (yolo-revcol <command> -h: the command's options)\n"
+        f"       yolo-revcol --version\n\ncommands:\n{lines}"
+    )
+
+
+def unknown_command(name: str) -> str:
+    """The error for a command that does not exist, with the closest one when there is one."""
+    import difflib
+
+    close = difflib.get_close_matches(name, COMMANDS, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; commands: {', '.join(COMMANDS)}"
+    return f"yolo-revcol: unknown command '{name}'{hint} (yolo-revcol --help lists them)"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to a sub-command's ``main``."""
+    """Dispatch to a sub-command's ``main``; exit status 2 for a missing or unknown command."""
     import importlib
 
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in {"-h", "--help", "help"} or argv[0] not in COMMANDS:
-        usage = "\n".join(f"  {name:<10}{text}" for name, (_, text) in COMMANDS.items())
-        print(f"usage: yolo-revcol <command> [options]\n\ncommands:\n{usage}")
-        return 0 if argv and argv[0] in {"-h", "--help", "help"} else 2
+    if argv and argv[0] == "--version":
+        from . import __version__
+
+        print(f"yolo-revcol {__version__}")
+        return 0
+    if not argv or argv[0] in HELP:
+        print(usage())
+        return 0 if argv else 2
+    if argv[0] not in COMMANDS:
+        print(unknown_command(argv[0]), file=sys.stderr)
+        return 2
     return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:]) or 0
 
 

@@ -6,6 +6,7 @@ build packages it as ``yolo_revcol/cfg`` (see ``force-include`` in pyproject.tom
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -42,3 +43,25 @@ def dataset_yamls() -> dict[str, Path]:
 def shipped_yamls() -> dict[str, Path]:
     """Every shipped YAML by file name: model YAMLs, then dataset YAMLs."""
     return {**model_yamls(), **dataset_yamls()}
+
+
+def scaled_name(name: str, scale: str) -> str:
+    """``yolov8-revcol-seg.yaml`` -> ``yolov8n-revcol-seg.yaml``: the file name Ultralytics reads a scale from."""
+    return re.sub(r"^(yolo(?:v)?\d+)", rf"\g<1>{scale}", name, count=1)
+
+
+def model_names() -> dict[str, tuple[Path, str | None]]:
+    """Every model name the package answers to: each shipped YAML (scale None) and each scaled name of it.
+
+    Returns:
+        (dict[str, tuple[Path, str | None]]): Name -> (shipped YAML, the scale the name picks or None), e.g.
+            ``{"yolov8-revcol.yaml": (Path(...), None), "yolov8n-revcol.yaml": (Path(...), "n"), ...}``.
+    """
+    import yaml
+
+    names: dict[str, tuple[Path, str | None]] = {}
+    for name, path in model_yamls().items():
+        names[name] = (path, None)
+        for scale in yaml.safe_load(path.read_text()).get("scales") or {}:
+            names.setdefault(scaled_name(name, scale), (path, scale))
+    return names

@@ -137,6 +137,8 @@ def register(trainer_hooked: bool = False) -> None:
 
     check_ultralytics_version(ultralytics.__version__)
     resolve.install()  # YOLO("yolov8n-revcol.yaml"), data=revcol-shapes.yaml from any folder
+    resolve.install_model_names()  # a missing model is reported by the name typed
+    resolve.install_cls_data()  # data=revcol-shapes-cls.yaml for the classify task
     tasks.RevCol = revcol_nn.RevCol  # parse_model resolves YAML module names in this namespace
     wrap_once(tasks, "parse_model", with_revcol_rows)
     wrap_once(tasks.BaseModel, "fuse", with_revcol_fuse)

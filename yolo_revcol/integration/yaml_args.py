@@ -18,6 +18,7 @@ name, e.g. ``[[64, 128, 256, 512], [3, 3, 9, 3], {n: 2, s: 2, m: 3, l: 3, x: 3},
 from __future__ import annotations
 
 import copy
+import difflib
 import inspect
 import math
 from collections.abc import Mapping
@@ -73,7 +74,11 @@ def _named_args(i: int, args) -> dict:
     named = dict(zip(ARG_NAMES, args))
     for key, value in options.items():
         if key not in ARG_NAMES:
-            raise ModelYAMLError(f"{where}: unknown option {key!r} (value {value!r}); known: {', '.join(ARG_NAMES)}")
+            close = difflib.get_close_matches(str(key), ARG_NAMES, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ModelYAMLError(
+                f"{where}: unknown option {key!r} (value {value!r}); {hint}known: {', '.join(ARG_NAMES)}"
+            )
         if key in named:
             raise ModelYAMLError(f"{where}: argument {key!r} given twice ({named[key]!r} and {value!r})")
         named[key] = value

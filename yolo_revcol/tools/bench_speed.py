@@ -18,7 +18,7 @@ medians over all timed runs and the ratio RevCol / stock of the medians. torch a
 count (``--threads``). Writes ``speed.md``, ``speed.csv`` and ``speed.png`` (ratios) into ``--out``; ``--profile N``
 also writes ``speed_profile.md``, the top-N operators by self CPU time of each eager inference pair.
 
-``--paper t s b`` times the paper's backbones instead (``cfg/yolov8-revcol-{t,s,b}.yaml``), each against the stock
+``--paper t s b`` times the paper's backbones instead (``cfg/revcol-{t,s,b}-yolov8.yaml``), each against the stock
 YOLOv8 whose neck and head widths its YAML writes out (``PAPER_STOCK``), with the same measures and no targets
 (a YAML that sets its own ``checkpoint_every`` also gets a training row with the class default ``"auto"``).
 Writes ``speed_paper.md/.csv/.png`` and the ``<!-- speed-paper:start/end -->`` block, and, where the user set none,
@@ -60,7 +60,7 @@ BACKBONE = "backbone to SPPF, PyTorch eager"  # no target: shows how much of the
 TRAIN_REV, TRAIN_PLAIN = "train step, reversible", "train step, plain backprop"
 TRAIN_AUTO = "train step, reversible, checkpoint_every auto"  # only for a YAML that sets another checkpoint_every
 
-PAPER_YAML = "yolov8-revcol-{p}.yaml"  # the paper's RevCol-T/S/B backbones, in cfg/, not scaled
+PAPER_YAML = "revcol-{p}-yolov8.yaml"  # the paper's RevCol-T/S/B backbones, in cfg/, not scaled
 # Stock partner of each paper YAML: the YOLOv8 whose neck and Detect head the YAML writes out. T and S end in
 # 128/256/512 channels, as YOLOv8s's backbone, and write its head (C2f 256/128/256/512, 1 repeat): the same layers
 # after SPPF. B ends in 144/288/576 and writes YOLOv8m's widths and repeats (C2f 384/192/384/576, 2 repeats: m caps
@@ -522,7 +522,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--paper",
         nargs="*",
         choices=list(PAPER_STOCK),
-        help="time the paper's cfg/yolov8-revcol-{t,s,b}.yaml instead, T and S against yolov8s, B against yolov8m "
+        help="time the paper's cfg/revcol-{t,s,b}-yolov8.yaml instead, T and S against yolov8s, B against yolov8m "
         "(no letter: t); no targets; writes speed_paper.* and the <!-- speed-paper:start/end --> block",
     )
     p.add_argument("--imgsz", nargs="+", type=int, default=[640, 320], help="inference sizes (default 640 320)")

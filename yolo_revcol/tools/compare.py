@@ -35,11 +35,11 @@ PAIRS = {
     "yolov8-cls": ("yolov8{s}-cls.yaml", "yolov8{s}-revcol-cls.yaml"),
     "yolo11": ("yolo11{s}.yaml", "yolo11{s}-revcol.yaml"),
 }
-# The paper's backbones (cfg/yolov8-revcol-{t,s,b}.yaml, not scaled) against the stock YOLOv8 scale nearest in size
+# The paper's backbones (cfg/revcol-{t,s,b}-yolov8.yaml, not scaled) against the stock YOLOv8 scale nearest in size
 PAPER_PAIRS = (
-    ("yolov8m.yaml", "yolov8-revcol-t.yaml"),
-    ("yolov8l.yaml", "yolov8-revcol-s.yaml"),
-    ("yolov8x.yaml", "yolov8-revcol-b.yaml"),
+    ("yolov8m.yaml", "revcol-t-yolov8.yaml"),
+    ("yolov8l.yaml", "revcol-s-yolov8.yaml"),
+    ("yolov8x.yaml", "revcol-b-yolov8.yaml"),
 )
 PAPER_BLOCK = "compare-paper"
 README_BLOCKS = {"yolov8": "compare-yolov8"}  # the other families share one per-task block

@@ -7,20 +7,21 @@ here and edited is what ``yolo train model=...`` then uses.
 Examples:
     yolo-revcol cfg                                   # list the YAMLs, their heads and scales
     yolo-revcol cfg yolov8-revcol.yaml                # copy it into the current folder
+    yolo-revcol cfg yolov8n-revcol.yaml               # the same YAML under the name that picks scale n
     yolo-revcol cfg revcol-shapes.yaml --out my_cfg   # copy into my_cfg/ (refuses to overwrite without --force)
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import shutil
 import sys
 from pathlib import Path
 
 import yaml
 
-from ..paths import cfg_dir, dataset_yamls, model_yamls, shipped_yamls
-from .model_yamls import scaled_path
+from ..paths import cfg_dir, dataset_yamls, model_names, model_yamls, scaled_name, shipped_yamls
 
 
 def describe_model(path: Path) -> str:
@@ -28,7 +29,7 @@ def describe_model(path: Path) -> str:
     d = yaml.safe_load(path.read_text())
     scales = list(d.get("scales") or {})
     head = d["head"][-1][2] if d.get("head") else "?"
-    names = f"  ({scaled_path(path, scales[0]).name} ... {scaled_path(path, scales[-1]).name})" if scales else ""
+    names = f"  ({scaled_name(path.name, scales[0])} ... {scaled_name(path.name, scales[-1])})" if scales else ""
     return f"{head:<10}{' '.join(scales):<11}{names}"
 
 
@@ -42,31 +43,36 @@ def listing() -> str:
     return "\n".join(lines)
 
 
-def copy_out(name: str, out: Path, force: bool = False) -> Path:
-    """Copy one shipped YAML into ``out``.
+def copy_out(name: str, out: Path, force: bool = False) -> tuple[Path, str | None]:
+    """Copy one shipped YAML into ``out``, under the name given (a scaled name keeps the scale it picks).
 
     Args:
-        name (str): Shipped file name, with or without ``.yaml``.
+        name (str): A name ``yolo-revcol cfg`` lists, with or without ``.yaml``: a shipped file name, or a scaled
+            model name such as ``yolov8n-revcol.yaml`` (the shipped ``yolov8-revcol.yaml``, saved under that name so
+            that Ultralytics still builds scale n from the copy).
         out (Path): Destination folder (created if missing).
         force (bool): Overwrite an existing file of that name.
 
     Returns:
-        (Path): The written file.
+        (tuple[Path, str | None]): The written file, and the scale its name picks (None for unscaled names).
 
     Raises:
-        KeyError: Unknown name (the message lists the shipped ones).
+        KeyError: Unknown name (the message gives the closest names, or lists the shipped ones).
         FileExistsError: The destination exists and ``force`` is False.
     """
-    shipped = shipped_yamls()
-    source = shipped.get(name) or shipped.get(f"{name}.yaml")
-    if source is None:
-        raise KeyError(f"no shipped YAML named {name!r}; choose one of: {', '.join(shipped)}")
-    target = Path(out) / source.name
+    known = {**{n: (p, None) for n, p in shipped_yamls().items()}, **model_names()}
+    key = name if name in known else f"{name}.yaml"
+    if key not in known:
+        close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else f"choose one of: {', '.join(shipped_yamls())}"
+        raise KeyError(f"no shipped YAML named {name!r}; {hint}")
+    source, scale = known[key]
+    target = Path(out) / key
     if target.exists() and not force:
         raise FileExistsError(f"{target} exists; pass --force to overwrite it")
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(source, target)
-    return target
+    return target, scale
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,11 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         print(listing())
         return 0
     try:
-        target = copy_out(args.name, args.out, args.force)
+        target, scale = copy_out(args.name, args.out, args.force)
     except (KeyError, FileExistsError) as e:
         print(f"yolo-revcol cfg: {e.args[0]}", file=sys.stderr)
         return 1
-    print(f"yolo-revcol cfg: wrote {target}")
+    picks = f" (a copy of {model_names()[target.name][0].name}; the name picks scale {scale})" if scale else ""
+    print(f"yolo-revcol cfg: wrote {target}{picks}")
     return 0
 
 

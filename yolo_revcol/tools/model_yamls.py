@@ -18,7 +18,7 @@ import re
 import sys
 from pathlib import Path
 
-from ..paths import cfg_dir
+from ..paths import cfg_dir, scaled_name
 
 REFERENCE = "yolov8-revcol.yaml"
 DERIVED = (
@@ -39,8 +39,7 @@ _SCALE_LINE = re.compile(r"^(  ([nslmx]): \[[^\]\n]*\])( # [^\n]*)?$", re.M)
 
 def scaled_path(path: Path, scale: str) -> Path:
     """``cfg/yolov8-revcol-seg.yaml`` -> ``cfg/yolov8n-revcol-seg.yaml``: the name Ultralytics reads a scale from."""
-    stem = re.sub(r"^(yolo(?:v)?\d+)", rf"\g<1>{scale}", path.stem, count=1)
-    return path.with_name(stem + path.suffix)
+    return path.with_name(scaled_name(path.name, scale))
 
 
 def summary(path: Path, scale: str) -> str:
