@@ -111,3 +111,19 @@ def test_classification_dataset_yaml_works_by_name(tmp_path, monkeypatch):
     assert data["nc"] == 8 and str(data["train"]).startswith(str(tmp_path / "revcol-shapes-cls"))
     assert len(list((tmp_path / "revcol-shapes-cls" / "val" / "star").iterdir())) == 25
     assert check_cls_dataset("revcol-shapes-cls.yaml")["nc"] == 8  # second time: the folder is there
+
+
+def test_compare_measures_a_users_yaml_against_the_stock_model_of_its_scale(tmp_path):
+    text = (CFG / "yolov8-revcol.yaml").read_text().replace("{n: 2, s: 2,", "{n: 1, s: 1,")
+    (tmp_path / "yolov8s-mine.yaml").write_text(text)
+    (tmp_path / "yolov8-revcol.yaml").write_text(text)  # shadows the shipped name
+    cmd = [str(BIN / "yolo-revcol"), "compare", "--model"]
+    out = run(cmd + ["yolov8s-mine.yaml"], cwd=tmp_path).stdout
+    assert "yolov8s-mine.yaml against yolov8s.yaml" in out and "| s | yolov8s-mine |" in out
+    proc = run(cmd + ["yolov8-revcol.yaml"], cwd=tmp_path)
+    assert "| n | yolov8n |" in proc.stdout
+    assert "using ./yolov8-revcol.yaml, not the shipped yolov8-revcol.yaml" in proc.stdout + proc.stderr
+    proc = subprocess.run(cmd + ["yolov8n-revcoll.yaml"], capture_output=True, text=True, cwd=tmp_path)
+    assert (
+        proc.returncode == 2 and "model 'yolov8n-revcoll.yaml' not found; closest: yolov8n-revcol.yaml" in proc.stderr
+    )

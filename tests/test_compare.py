@@ -44,8 +44,6 @@ def test_console_command_writes_markdown_csv_png_and_readme_block(tmp_path):
     assert "old" not in text and "| n | yolov8n-revcol |" in text and text.endswith("rest\n")
 
 
-
-
 # Task families: segment, pose, obb, classify and YOLO11 ---------------------------------------------------------------
 
 

@@ -96,7 +96,7 @@ def with_shipped_yamls(check_file):
             and (path := shipped_path(name) or shipped_path(unscaled(name)))
         ):
             _reported.add(name)
-            _log("info", f"yolo-revcol: using {os.path.join('.', name)}, not the shipped {path.name}")
+            _log("warning", f"yolo-revcol: using {os.path.join('.', name)}, not the shipped {path.name}")
         try:
             return check_file(file, *args, **kwargs)
         except FileNotFoundError as e:

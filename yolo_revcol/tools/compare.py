@@ -9,6 +9,7 @@ Examples:
     yolo-revcol compare --families all --readme README.md   # every family; README's yolov8 and per-task blocks
     yolo-revcol compare --paper --readme README.md        # the paper's RevCol-T/S/B YAMLs vs YOLOv8 m/l/x
     yolo-revcol compare --breakdown --scales n s --readme docs/design.md   # params and GFLOPs per part
+    yolo-revcol compare --model my-yolov8n-revcol.yaml   # your own YAML against the stock model of its scale
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import contextlib
 import functools
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -287,6 +289,36 @@ def write_breakdown(scales: str, imgsz: int, out: Path, readme: Path | None) -> 
     )
 
 
+TASK_SUFFIX = {"detect": "", "segment": "-seg", "pose": "-pose", "obb": "-obb", "classify": "-cls"}
+
+
+def stock_partner(yaml: str | Path) -> str:
+    """The stock Ultralytics YAML a model YAML is measured against: same family (YOLO11 or YOLOv8), task and scale.
+
+    The scale is the one Ultralytics builds: the letter in the file name, else the YAML's first scale (``n`` when it
+    has none).
+    """
+    from ultralytics.nn.tasks import guess_model_scale, guess_model_task, yaml_model_load
+
+    d = yaml_model_load(yaml)
+    scale = guess_model_scale(yaml) or next(iter(d.get("scales") or {"n": None}))
+    family = "yolo11" if "yolo11" in Path(yaml).name or "C3k2" in str(d.get("head")) else "yolov8"
+    return f"{family}{scale}{TASK_SUFFIX[guess_model_task(d)]}.yaml"
+
+
+def write_model(yaml: str, imgsz: int) -> None:
+    """Print one model YAML (a path or a name Ultralytics resolves) against its ``stock_partner``."""
+    from ..integration.register import register
+
+    register()  # before a name is resolved
+    stock = stock_partner(yaml)
+    ours = summarize(yaml, Path(yaml).stem, imgsz)
+    theirs = summarize(stock, Path(stock).stem, imgsz)
+    ours.scale = theirs.scale = theirs.scale or ours.scale
+    print(f"\n{yaml} against {stock} (no weights; imgsz {theirs.imgsz})\n")
+    print(markdown_table(HEADER, table_rows([(theirs, ours)])))
+
+
 def why_segment() -> str:
     """Why the segmentation family misses the target: the stock Segment head's share of yolov8n-seg's compute."""
     layers, _ = layer_sizes("yolov8n-seg.yaml")
@@ -507,7 +539,20 @@ def main(argv: list[str] | None = None) -> int:
         help="params and GFLOPs per part (stem, each column's down/up fusions and blocks per level, SPPF, neck, head) "
         f"of yolov8 and yolov8-revcol at --scales (compare_breakdown.*, block <!-- {BREAKDOWN_BLOCK}:start/end -->)",
     )
+    parser.add_argument(
+        "--model",
+        metavar="YAML",
+        help="measure this model YAML (a path, or a name such as yolov8s-revcol.yaml) against the stock model of its "
+        "family, task and scale; prints the table and writes nothing",
+    )
     args = parser.parse_args(argv)
+    if args.model:
+        try:
+            write_model(args.model, args.imgsz)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"yolo-revcol compare: {e}", file=sys.stderr)
+            return 2
+        return 0
     if args.breakdown:
         write_breakdown("".join(args.scales), args.imgsz, args.out, args.readme)
         return 0

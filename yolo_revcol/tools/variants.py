@@ -89,6 +89,36 @@ STUDIES = {
             channels=[32, 160, 320, 512],
         ),
     ],
+    # Columns cheap enough per channel to keep the neck's inputs at (or near) stock's widths within 0.8x of stock's
+    # cost: depthwise-separable down fusions, inverted residuals (BN/SiLU) or C2f, 3x3 stem.
+    "cheap": [
+        Variant(
+            "inverted-e1-dw",
+            "inverted residuals (expansion 1), depthwise-separable downs, channels 64/256/512/1024 (n: 16/64/128/256)",
+            {"stem": "yolo", "block": "inverted", "mlp_ratio": 1.0, "down": "dw"},
+            channels=[64, 256, 512, 1024],
+        ),
+        Variant(
+            "inverted-e2-dw-w0.75",
+            "inverted residuals (expansion 2), depthwise-separable downs, channels 64/192/384/768 (n: 16/48/96/192)",
+            {"stem": "yolo", "block": "inverted", "mlp_ratio": 2.0, "down": "dw"},
+            channels=[64, 192, 384, 768],
+        ),
+        Variant(
+            "inverted-e1-dw-3col",
+            "3 columns of inverted residuals (expansion 1), depthwise-separable downs, channels 64/256/512/768 "
+            "(n: 16/64/128/192)",
+            {"stem": "yolo", "block": "inverted", "mlp_ratio": 1.0, "down": "dw"},
+            columns=3,
+            channels=[64, 256, 512, 768],
+        ),
+        Variant(
+            "c2f-dw-w0.625",
+            "C2f, depthwise-separable downs, channels 64/160/320/640 (n: 16/40/80/160)",
+            {"stem": "yolo", "down": "dw"},
+            channels=[64, 160, 320, 640],
+        ),
+    ],
     "supervision": [Variant(f"c2f-aux{w:g}", f"aux {w:g}: Detect head on column 1", {"aux": w}) for w in (0.5, 1.0)],
 }
 
