@@ -166,7 +166,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_training_arguments(p)
     p.add_argument("--project", type=Path, default=Path("runs/accuracy"), help="runs (shared with accuracy) and YAMLs")
     p.add_argument("--out", type=Path, default=Path("results"), help="folder for ablation_<study>.md/.csv/.png")
-    p.add_argument("--readme", type=Path, help="also replace the <!-- ablation-<study>:start/end --> blocks")
+    p.add_argument(
+        "--readme",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="also replace, in these files, the <!-- ablation-<study>:start/end --> blocks",
+    )
     args = p.parse_args(argv)
     fill_training_defaults(p, args)
     known = {v.name for vs in STUDIES.values() for v in vs}

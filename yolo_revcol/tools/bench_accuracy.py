@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..paths import cfg_dir
-from .report import command_line, figure, machine, markdown_table, offline, write_result
+from .report import command_line, figure, machine, markdown_table, offline, replace_blocks, write_result
 from .variants import find_variant, variant_path
 
 DEFAULT_MODELS = ("yolov8n.yaml", "yolov8n-revcol.yaml")  # first one is the baseline of the ratio rows
@@ -73,10 +73,29 @@ class Settings:
     deterministic: bool = True
     plots: bool = False
     device: str = "cpu"
+    # Knowledge distillation (Ultralytics' ``distill_model``): the teacher's run (``ledger_path`` stem) and the loss
+    # weight ``dis``. At their defaults (no teacher) they are left out of a run's identity, so runs from before they
+    # existed keep their keys.
+    distill: str = ""
+    dis: float = 6.0
 
     def describe(self) -> str:
-        """One line listing every setting but the seed, for the report header."""
-        return ", ".join(f"{k} {v}" for k, v in asdict(self).items() if k != "seed")
+        """One line listing every setting but the seed and the per-model distillation, for the report header."""
+        return ", ".join(f"{k} {v}" for k, v in asdict(self).items() if k not in ("seed", *DISTILL_FIELDS))
+
+    def identity(self) -> dict:
+        """The settings that make a run what it is: every field, the distillation ones only when a teacher is set."""
+        d = asdict(self)
+        return d if self.distill else {k: v for k, v in d.items() if k not in DISTILL_FIELDS}
+
+
+DISTILL_FIELDS = ("distill", "dis")
+KD_SUFFIX = "+kd"  # `--models yolov8n-revcol.yaml+kd`: train that model with the --teacher's distillation
+
+
+def split_kd(model: str) -> tuple[str, bool]:
+    """``yolov8n-revcol.yaml+kd`` -> (``yolov8n-revcol.yaml``, True); other names -> (name, False)."""
+    return (model[: -len(KD_SUFFIX)], True) if model.endswith(KD_SUFFIX) else (model, False)
 
 
 @dataclass
@@ -215,7 +234,7 @@ def peak_rss_mib() -> float:
     return kib / (2**20 if sys.platform == "darwin" else 2**10)  # macOS reports bytes, Linux KiB
 
 
-def train_one(model: str, data: str, project: str, name: str, settings: dict) -> dict:
+def train_one(model: str, data: str, project: str, name: str, settings: dict, teacher: str | None = None) -> dict:
     """Train one model from its YAML in this process and measure it; meant to run in a fresh subprocess.
 
     Args:
@@ -223,7 +242,8 @@ def train_one(model: str, data: str, project: str, name: str, settings: dict) ->
         data (str): Dataset YAML.
         project (str): Absolute Ultralytics project directory.
         name (str): Run name inside ``project`` (an existing run of that name is overwritten).
-        settings (dict): ``Settings`` fields, passed to ``model.train``.
+        settings (dict): ``Settings`` fields, passed to ``model.train`` (the distillation ones as below).
+        teacher (str | None): Weights of the distillation teacher (``distill_model``), with ``settings["dis"]``.
 
     Returns:
         (dict): ``Result`` fields except ``curve``, ``name``, ``seed`` and ``loop_s`` (the parent adds them).
@@ -238,6 +258,9 @@ def train_one(model: str, data: str, project: str, name: str, settings: dict) ->
 
     provide_fonts()
     yolo = YOLO(model)
+    settings = {k: v for k, v in settings.items() if k not in DISTILL_FIELDS} | (
+        dict(distill_model=teacher, dis=settings["dis"]) if teacher else {}
+    )
     start = time.perf_counter()
     metrics = yolo.train(data=data, project=project, name=name, exist_ok=True, pretrained=False, **settings)
     train_s = time.perf_counter() - start
@@ -274,16 +297,26 @@ def read_results_csv(save_dir: Path) -> list[dict[str, str]]:
         return [{k.strip(): v.strip() for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def run_model(model: str, data: str, project: Path, settings: Settings, tmp: Path) -> Result:
+def run_model(
+    model: str,
+    data: str,
+    project: Path,
+    settings: Settings,
+    tmp: Path,
+    name: str | None = None,
+    teacher: str | None = None,
+) -> Result:
     """Train one model with one seed (``settings.seed``) in a fresh Python subprocess and collect its measurements.
+
+    ``name`` (default: the YAML's stem) names the run; ``teacher`` is the distillation teacher's weights.
 
     Raises:
         RuntimeError: If the subprocess fails.
     """
-    name = Path(model).stem
+    name = name or Path(model).stem
     run_name = f"{name}-seed{settings.seed}"
     out = tmp / f"{run_name}.json"
-    spec = dict(model=model, data=data, project=str(project), name=run_name, settings=asdict(settings))
+    spec = dict(model=model, data=data, project=str(project), name=run_name, settings=asdict(settings), teacher=teacher)
     print(f"\n== {run_name}: training in a subprocess ({settings.epochs} epochs, imgsz {settings.imgsz})", flush=True)
     proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec), str(out)])  # inherits YOLO_OFFLINE
     if proc.returncode != 0 or not out.is_file():
@@ -317,36 +350,82 @@ def data_identity(data: str) -> str:
 
 
 def run_key(model: str, data: str, settings: Settings) -> str:
-    """Identity of a training run: the model's parsed YAML (not its name or comments), the dataset, every setting."""
-    blob = json.dumps([model_dict(model), data_identity(data), asdict(settings)], sort_keys=True, default=str)
+    """Identity of a training run: the model's parsed YAML (not its name or comments), the dataset, every setting
+    (``Settings.identity``: the distillation teacher's own run when there is one)."""
+    blob = json.dumps([model_dict(model), data_identity(data), settings.identity()], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def ledger_path(ledger: Path, model: str, settings: Settings, key: str) -> Path:
-    """A run's file in the ledger: ``<model stem>-seed<seed>-<key>.json`` (readable name, found by its key)."""
-    return ledger / f"{Path(model).stem}-seed{settings.seed}-{key}.json"
+def ledger_path(ledger: Path, name: str, settings: Settings, key: str) -> Path:
+    """A run's file in the ledger: ``<name>-seed<seed>-<key>.json`` (readable name, found by its key)."""
+    return ledger / f"{name}-seed{settings.seed}-{key}.json"
 
 
 def train_cached(
-    model: str, data: str, project: Path, settings: Settings, tmp: Path, ledger: Path | None = None
+    model: str,
+    data: str,
+    project: Path,
+    settings: Settings,
+    tmp: Path,
+    ledger: Path | None = None,
+    name: str | None = None,
+    teacher: str | None = None,
+    need_weights: bool = False,
 ) -> tuple[Result, bool]:
     """Train ``model`` unless an identical finished run is known; return its result and whether it was reused.
 
     Finished runs are looked up by ``run_key`` in the ``ledger`` folder (committed with the results, so a fresh
     checkout keeps every run it reports) and in ``<project>/results`` (the local cache); a new run is written to both.
+    ``name`` names the run (default: the YAML's stem), ``teacher`` is passed to ``run_model``; with ``need_weights``
+    a known run is reused only while its ``best.pt`` still exists (a distillation teacher), else it is trained again.
     """
+    name = name or Path(model).stem
     key = run_key(model, data, settings)
     cache = project / "results" / f"{key}.json"
     known = [*sorted(ledger.glob(f"*-{key}.json")), cache] if ledger is not None and ledger.is_dir() else [cache]
     for path in known:
         if path.is_file():
             known_fields = {k: v for k, v in json.loads(path.read_text()).items() if k in Result.__dataclass_fields__}
-            return Result(**{**known_fields, "name": Path(model).stem}), True  # other keys: provenance notes
-    result = run_model(model, data, project, settings, tmp)
-    for path in [cache] + ([ledger_path(ledger, model, settings, key)] if ledger is not None else []):
+            result = Result(**{**known_fields, "name": name})  # other keys: provenance notes
+            if not need_weights or best_weights(result).is_file():
+                return result, True
+    result = run_model(model, data, project, settings, tmp, name, teacher)
+    for path in [cache] + ([ledger_path(ledger, name, settings, key)] if ledger is not None else []):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(result), indent=1) + "\n")
     return result, False
+
+
+def best_weights(result: Result) -> Path:
+    """The ``best.pt`` a run left in its Ultralytics run folder (absent in a fresh checkout)."""
+    return Path(result.save_dir) / "weights" / "best.pt"
+
+
+@dataclass
+class Teacher:
+    """A distillation teacher: a model trained with the benchmark's own settings, known to the ledger.
+
+    Attributes:
+        name (str): The teacher's run, ``<model>-seed<seed>-<key>`` (what a student's run identity records).
+        weights (str): Its ``best.pt``.
+    """
+
+    name: str
+    weights: str
+
+
+def prepare_teacher(
+    model: str, data: str, project: Path, settings: Settings, ledger: Path | None, seed: int = 0
+) -> Teacher:
+    """Train the teacher (``model`` with ``settings`` and ``seed``) unless the ledger has it with its weights."""
+    run_settings = Settings(**{**asdict(settings), "seed": seed, "distill": ""})
+    with tempfile.TemporaryDirectory(prefix="yolo_revcol_teacher_") as tmp:
+        result, _ = train_cached(model, data, project, run_settings, Path(tmp), ledger, need_weights=True)
+    key = run_key(model, data, run_settings)
+    print(
+        f"teacher {Path(model).stem} seed {seed}: mAP50-95 {result.map50_95:.3f} ({best_weights(result)})", flush=True
+    )
+    return Teacher(ledger_path(Path(), Path(model).stem, run_settings, key).stem, str(best_weights(result)))
 
 
 def train_all(
@@ -358,9 +437,10 @@ def train_all(
     jobs: int = 1,
     on_result: Callable[[dict[str, list[Result]]], None] | None = None,
     ledger: Path | None = None,
+    teacher: Teacher | None = None,
 ) -> dict[str, list[Result]]:
     """Train every model with every seed (``jobs`` at a time, reusing identical finished runs; see ``train_cached``
-    for ``ledger``).
+    for ``ledger``). A model ending in ``+kd`` (``split_kd``) trains with ``teacher``'s distillation and is named so.
 
     ``on_result``, when given, is called with the results so far after every finished run, so that reports are
     written as runs land (a long benchmark that is stopped keeps what it measured).
@@ -372,11 +452,16 @@ def train_all(
 
     def train(pair: tuple[str, int]) -> tuple[str, Result]:
         model, seed = pair
+        path, kd = split_kd(model)
+        if kd and teacher is None:
+            raise ValueError(f"{model}: distillation needs a teacher (--teacher)")
+        name = Path(path).stem + (KD_SUFFIX if kd else "")
         with tempfile.TemporaryDirectory(prefix="yolo_revcol_run_") as tmp:
-            run_settings = Settings(**{**asdict(settings), "seed": seed})
-            result, reused = train_cached(model, data, project, run_settings, Path(tmp), ledger)
+            run_settings = Settings(**{**asdict(settings), "seed": seed, "distill": teacher.name if kd else ""})
+            weights = teacher.weights if kd else None
+            result, reused = train_cached(path, data, project, run_settings, Path(tmp), ledger, name, weights)
         reuse = " (reused run)" if reused else ""
-        print(f"{Path(model).stem} seed {seed}: mAP50-95 {result.map50_95:.3f}{reuse}", flush=True)
+        print(f"{name} seed {seed}: mAP50-95 {result.map50_95:.3f}{reuse}", flush=True)
         return model, result
 
     results: dict[str, list[Result]] = {m: [] for m in models}
@@ -535,22 +620,24 @@ def equal_cost_rows(results: dict[str, list[Result]]) -> list[list]:
 
     Per model: its params and GFLOPs@640 as ratios of the first model (the baseline), its mean mAP50-95, the stock
     frontier there (``frontier_at``) and how far above it the model lies, and the decision rule against the stock
-    row nearest in GFLOPs.
+    row nearest in GFLOPs. Models trained with distillation (``+kd``) are set against the stock rows trained with
+    it, the others against those trained without: equal cost and equal training help.
     """
     base = next(iter(results.values()))[0]
-    stock = {name: runs for name, runs in results.items() if is_stock(runs[0].name)}
-    if len(stock) < 2:
+    if sum(is_stock(runs[0].name) for runs in results.values()) < 2:
         return []
-    points = [(runs[0].gflops_640, mean_std([r.map50_95 for r in runs])[0]) for runs in stock.values()]
     rows = []
     for runs in results.values():
         r0 = runs[0]
-        if is_stock(r0.name):
+        kd = r0.name.endswith(KD_SUFFIX)
+        stock = [s for s in results.values() if is_stock(s[0].name) and s[0].name.endswith(KD_SUFFIX) == kd]
+        if is_stock(r0.name) or not stock:
             continue
+        points = [(s[0].gflops_640, mean_std([r.map50_95 for r in s])[0]) for s in stock]
         maps = [r.map50_95 for r in runs]
         mean = mean_std(maps)[0]
         front = frontier_at(points, r0.gflops_640)
-        near = min(stock.values(), key=lambda s: abs(s[0].gflops_640 - r0.gflops_640))
+        near = min(stock, key=lambda s: abs(s[0].gflops_640 - r0.gflops_640))
         diff, se, verdict = decide(maps, [r.map50_95 for r in near])
         rows.append(
             [r0.name, f"{r0.params / base.params:.3f}", f"{r0.gflops_640 / base.gflops_640:.3f}", pm(maps)]
@@ -560,11 +647,43 @@ def equal_cost_rows(results: dict[str, list[Result]]) -> list[list]:
     return rows
 
 
+def accuracy_line(results: dict[str, list[Result]], settings: Settings, seeds: list[int], dataset: str) -> str:
+    """One line for the README's first screen: the first RevCol model against the baseline and at equal cost.
+
+    Returns:
+        (str): Markdown, or an empty string when the results hold no RevCol model.
+    """
+    base = next(iter(results.values()))
+    plain = {k: runs for k, runs in results.items() if not runs[0].name.endswith(KD_SUFFIX)}
+    ours = next((runs for runs in plain.values() if not is_stock(runs[0].name)), None)
+    if ours is None:
+        return ""
+    maps, base_maps = [r.map50_95 for r in ours], [r.map50_95 for r in base]
+    line = (
+        f"**Accuracy cost:** {ours[0].name} reaches {pm(maps)} mAP50-95 against {base[0].name}'s {pm(base_maps)} "
+        f"({ratio(mean_std(maps)[0], mean_std(base_maps)[0])}x) at {ours[0].gflops_640 / base[0].gflops_640:.2f}x "
+        "its GFLOPs"
+    )
+    stock = [runs for runs in plain.values() if is_stock(runs[0].name) and runs is not base]
+    if stock:
+        near = min(stock, key=lambda s: abs(s[0].gflops_640 - ours[0].gflops_640))
+        diff, se, _ = decide(maps, [r.map50_95 for r in near])
+        line += (
+            f", and {diff_se(diff, se)} against stock scaled to about its cost ({near[0].name}, "
+            f"{near[0].gflops_640 / base[0].gflops_640:.2f}x GFLOPs: {pm([r.map50_95 for r in near])})"
+        )
+    return (
+        f"{line}; {dataset}, from scratch, {settings.epochs} epochs at {settings.imgsz} px, {len(seeds)} seed"
+        f"{'s' if len(seeds) > 1 else ''} each (mean ± SD).\n"
+    )
+
+
 def plot_frontier(results: dict[str, list[Result]], title: str, path: Path) -> None:
     """Mean mAP50-95 against GFLOPs@640: stock rows joined as the frontier, every other model as a point; bars show
     the min-max over seeds."""
     with figure(path, figsize=(7, 4.5)) as (_, ax):
-        stock = sorted((runs for runs in results.values() if is_stock(runs[0].name)), key=lambda r: r[0].gflops_640)
+        plain = [r for r in results.values() if is_stock(r[0].name) and not r[0].name.endswith(KD_SUFFIX)]
+        stock = sorted(plain, key=lambda r: r[0].gflops_640)
         if stock:
             ax.plot(
                 [r[0].gflops_640 for r in stock],
@@ -662,21 +781,42 @@ def fill_training_defaults(p: argparse.ArgumentParser, args: argparse.Namespace)
 
 def settings_of(args: argparse.Namespace) -> Settings:
     """The ``Settings`` given on the command line (every field but the seed has an option of the same name)."""
-    return Settings(**{k: getattr(args, k) for k in Settings.__dataclass_fields__ if k != "seed"})
+    fields = [k for k in Settings.__dataclass_fields__ if k not in ("seed", "distill")]  # distill: per model, in main
+    return Settings(**{k: getattr(args, k) for k in fields})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options; ``--quick`` fills epochs, imgsz and seeds only where they were not given."""
     p = argparse.ArgumentParser(prog="yolo-revcol accuracy", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", help=f"dataset YAML (default cfg/{DEFAULT_DATA}; --quick: a tiny generated one)")
-    p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="model YAMLs; the first is the baseline")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=list(DEFAULT_MODELS),
+        help=f"model YAMLs; the first is the baseline; NAME{KD_SUFFIX} trains NAME distilled from --teacher",
+    )
     add_training_arguments(p)
+    p.add_argument(
+        "--teacher",
+        metavar="MODEL",
+        help=f"distillation teacher for the {KD_SUFFIX} models (Ultralytics' distill_model): this model trained with "
+        "the same settings, seed 0, taken from the ledger when its weights are still there, else trained first",
+    )
+    p.add_argument("--dis", type=float, default=Settings.dis, help="distillation loss weight (Ultralytics' dis)")
     p.add_argument("--project", type=Path, default=Path("runs/accuracy"), help="Ultralytics project for the runs")
     p.add_argument("--out", type=Path, default=Path("results"), help="folder for accuracy_<dataset>.md/.csv/.png")
-    p.add_argument("--readme", type=Path, help="also replace the <!-- accuracy:start/end --> block of this file")
+    p.add_argument(
+        "--readme",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="also replace, in these files, the <!-- accuracy:start/end --> block of this file",
+    )
     args = p.parse_args(argv)
     fill_training_defaults(p, args)
-    for m in args.models:
+    if any(split_kd(m)[1] for m in args.models) != bool(args.teacher):
+        p.error(f"--teacher is needed by, and only by, models named with {KD_SUFFIX} (got --models {args.models})")
+    for m in (split_kd(m)[0] for m in args.models):
         if "@" in m:
             try:
                 parse_scaled_stock(m)
@@ -691,8 +831,9 @@ def main(argv: list[str] | None = None) -> int:
     offline()  # before Ultralytics is imported; subprocesses inherit it
     settings = settings_of(args)
     project = args.project.resolve()  # absolute: Ultralytics puts relative projects under runs/<task>/
-    models = [resolve_model(m, project / "yamls") for m in args.models]
-    names = [Path(m).stem for m in models]  # what the tables and run folders are named by
+    models = [resolve_model(m, project / "yamls") + (KD_SUFFIX if kd else "") for m, kd in map(split_kd, args.models)]
+    # What the tables and run folders are named by
+    names = [Path(path).stem + (KD_SUFFIX if kd else "") for path, kd in map(split_kd, models)]
     if len(set(names)) != len(names):
         print(f"yolo-revcol accuracy: error: model names (YAML stems) must differ: {names}", file=sys.stderr)
         return 2
@@ -720,7 +861,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"(frontier plot: accuracy_{stem}_frontier.png).\n\n" + markdown_table(EQUAL_COST_HEADER, equal) + "\n"
             )
             plot_frontier(results, f"{stem}: mAP50-95 against GFLOPs", args.out / f"accuracy_{stem}_frontier.png")
+        summary = tables  # the README's: per-model and equal-cost tables, without the per-run rows
         tables += markdown_table(RUN_HEADER, run_rows(results))
+        line = accuracy_line(results, settings, args.seeds, stem)
+        if args.readme and line:
+            replace_blocks(args.readme, {"accuracy-line": line})
         write_result(
             args.out / f"accuracy_{stem}",
             note + "\n" + tables,
@@ -730,11 +875,20 @@ def main(argv: list[str] | None = None) -> int:
             readme=args.readme,
             block="accuracy",
             echo=echo,
+            summary=f"{line}\n{summary}",
         )
 
-    results = train_all(
-        models, args.seeds, data, project / stem, settings, args.jobs, on_result=report, ledger=args.out / "runs" / stem
-    )
+    ledger = args.out / "runs" / stem
+    teacher = None
+    if args.teacher:
+        teacher_model = resolve_model(args.teacher, project / "yamls")
+        teacher = prepare_teacher(teacher_model, data, project / stem, settings, ledger)
+        note += (
+            f"Models named {KD_SUFFIX} were trained with Ultralytics' distillation (distill_model, dis "
+            f"{settings.dis:g}) from {Path(teacher_model).stem} trained with these settings, seed 0 (run "
+            f"{teacher.name}); at equal cost they are set against the stock rows trained the same way.\n"
+        )
+    results = train_all(models, args.seeds, data, project / stem, settings, args.jobs, report, ledger, teacher)
     report(results, echo=True)
     return 0
 

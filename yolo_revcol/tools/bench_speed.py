@@ -538,7 +538,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-train", dest="train", action="store_false", help="skip the training-step timing")
     p.add_argument("--profile", type=int, default=0, metavar="N", help="also write the top-N operators of eager pairs")
     p.add_argument("--out", type=Path, default=Path("results"), help="folder for speed.md/.csv/.png (speed_paper.*)")
-    p.add_argument("--readme", type=Path, help="also replace the <!-- speed:start/end --> (speed-paper) block here")
+    p.add_argument(
+        "--readme",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="also replace, in these files, the <!-- speed:start/end --> (speed-paper) block here",
+    )
     args = p.parse_args(argv)
     if args.paper is not None:
         if args.scales is not None:

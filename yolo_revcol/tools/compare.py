@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..paths import cfg_dir
-from .report import command_line, figure, machine, markdown_table, replace_block, write_result
+from .report import command_line, figure, machine, markdown_table, replace_blocks, write_result
 
 SCALES = "nsmlx"
 TARGET = 0.80  # RevCol / stock, for parameters and for GFLOPs
@@ -524,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--readme",
         type=Path,
+        nargs="+",
+        metavar="FILE",
         help="also replace this file's <!-- compare-yolov8:start/end --> block (yolov8) and "
         "<!-- compare-tasks:start/end --> block (every other family compared)",
     )
@@ -583,6 +585,6 @@ def main(argv: list[str] | None = None) -> int:
         table = task_table(others)
         print(table)
         note = f"Measured by `{cmd}` on {where}; GFLOPs at the imgsz in each row, as `model.info()` reports them.\n"
-        if args.readme and not replace_block(args.readme, TASKS_BLOCK, note + "\n" + table):
-            print(f"no <!-- {TASKS_BLOCK}:start --> block in {args.readme}; left it unchanged")
+        if args.readme and replace_blocks(args.readme, {TASKS_BLOCK: note + "\n" + table}):
+            print(f"no <!-- {TASKS_BLOCK}:start --> block in {', '.join(map(str, args.readme))}; left it unchanged")
     return 0

@@ -91,6 +91,20 @@ def replace_block(path: Path, name: str, content: str) -> bool:
     return True
 
 
+def replace_blocks(paths: Path | Sequence[Path] | None, blocks: dict[str, str]) -> list[str]:
+    """Replace every ``<!-- name:start/end -->`` block of ``blocks`` found in any of ``paths`` (README, docs pages).
+
+    Returns:
+        (list[str]): The block names that no file holds (nothing is written for them).
+    """
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths or [])
+    found = {name: False for name in blocks}
+    for path in paths:
+        for name, content in blocks.items():
+            found[name] |= replace_block(Path(path), name, content)
+    return [name for name, ok in found.items() if not ok]
+
+
 def offline() -> None:
     """Keep Ultralytics off the network: ``YOLO_OFFLINE`` (before Ultralytics is imported; subprocesses inherit it)
     and its fonts provided locally instead of downloaded."""
@@ -125,10 +139,11 @@ def write_result(
     header: Sequence[str],
     rows: Sequence[Sequence],
     plot: Callable[[Path], None] | None = None,
-    readme: Path | None = None,
+    readme: Path | Sequence[Path] | None = None,
     block: str | None = None,
     readme_text: str | None = None,
     echo: bool = True,
+    summary: str | None = None,
 ) -> list[Path]:
     """Write one result: ``<stem>.md`` (the note and tables), ``<stem>.csv`` (full precision) and, given ``plot``,
     ``<stem>.png``; then refresh its README block.
@@ -139,10 +154,13 @@ def write_result(
         header (Sequence[str]): CSV header.
         rows (Sequence[Sequence]): CSV rows, unrounded.
         plot (Callable[[Path], None] | None): Draws the figure into the path it is given.
-        readme (Path | None): README whose ``<!-- block:start/end -->`` block is replaced.
+        readme (Path | Sequence[Path] | None): Files (README, docs pages) whose ``<!-- block:start/end -->`` block is
+            replaced, wherever it is.
         block (str | None): Block name; defaults to the stem's name.
         readme_text (str | None): What goes into the block; defaults to ``text``.
         echo (bool): Print the text and the files written (off for reports refreshed as runs land).
+        summary (str | None): A shorter form of the result for the ``<!-- block-summary:start/end -->`` block (the
+            README's summary tables), written where that block exists.
 
     Returns:
         (list[Path]): The files written (the README not included).
@@ -158,6 +176,10 @@ def write_result(
     if echo:
         print(f"\n{text}\nwrote " + ", ".join(map(str, written)))
     block = block or stem.name
-    if readme and not replace_block(readme, block, text if readme_text is None else readme_text):
-        print(f"no <!-- {block}:start --> block in {readme}; left it unchanged")
+    blocks = {block: text if readme_text is None else readme_text}
+    if summary is not None:
+        blocks[f"{block}-summary"] = summary
+    if readme and block in replace_blocks(readme, blocks):
+        names = readme if isinstance(readme, (str, Path)) else ", ".join(map(str, readme))
+        print(f"no <!-- {block}:start --> block in {names}; left it unchanged")
     return written

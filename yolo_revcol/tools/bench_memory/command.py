@@ -54,6 +54,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--readme",
         type=Path,
+        nargs="+",
+        metavar="FILE",
         help="also replace the <!-- memory:start/end --> block of this file (<!-- aux-memory:start/end --> for aux)",
     )
     p.add_argument("--blocks", nargs="+", choices=["c2f", "convnext"], help=f"block families (default {d.blocks})")
