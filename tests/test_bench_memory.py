@@ -101,10 +101,14 @@ def test_rss_worker_runs_as_a_module_entry_point():
 
 
 def test_memory_command_writes_report_csv_plot_and_readme_block(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text("before\n<!-- memory:start -->\nold\n<!-- memory:end -->\nafter\n")
+    readme, docs = tmp_path / "README.md", tmp_path / "benchmarks.md"
+    readme.write_text("before\n<!-- memory-summary:start -->\nold\n<!-- memory-summary:end -->\nafter\n")
+    docs.write_text("before\n<!-- memory:start -->\nold\n<!-- memory:end -->\nafter\n")
     cmd = [sys.executable, str(ROOT / "runs_scripts" / "bench_memory.py"), "--quick", "--out", str(tmp_path)]
-    run([*cmd, "--rss-columns", "--grad-columns", "2", "--readme", str(readme)])
+    run([*cmd, "--rss-columns", "--grad-columns", "2", "--readme", str(readme), str(docs)])
+    summary = readme.read_text()  # the short form: one saved-bytes table, default against plain, no explicit K
+    assert "old" not in summary and "| block | columns | reversible, default (MiB) | plain (MiB) |" in summary
+    assert summary.count("\n| c2f |") == summary.count("\n| convnext |") > 0
     text = (tmp_path / "memory.md").read_text()
     assert "## 1. Memory" in text and "## 2. Reconstruction error" in text and "## 3. Training step time" in text
     assert "c2f (shipped YAMLs)" in text and "convnext (class default)" in text
@@ -119,7 +123,7 @@ def test_memory_command_writes_report_csv_plot_and_readme_block(tmp_path):
         assert saved[(block, "reversible", 8)] == measure_saved(TINY, block, 8, "reversible").nbytes
     assert {r["block"] for r in records} == set(BLOCKS)
     assert (tmp_path / "memory.png").stat().st_size > 10_000
-    block = readme.read_text()
+    block = docs.read_text()
     assert block.startswith("before\n<!-- memory:start -->\nMeasured by `") and block.endswith(
         "<!-- memory:end -->\nafter\n"
     )

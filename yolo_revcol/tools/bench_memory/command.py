@@ -19,7 +19,7 @@ from .paper import PAPER_MODELS, paper_section
 from .reconstruction import gradient_section, reconstruction_section
 from .rss import rss_section
 from .saved import saved_section
-from .summary import describe, plot, readme_block
+from .summary import describe, plot, readme_block, summary_block
 from .timing import time_section
 
 SECTIONS: dict[str, Callable[[BenchConfig], Section]] = {
@@ -150,6 +150,7 @@ def memory_report(args: argparse.Namespace) -> int:
         readme_text=readme_block(
             cfg, sections, f"{note}Full tables, peak RSS, gradient checks and the plot: `{args.out / 'memory.md'}`.\n"
         ),
+        summary=summary_block(cfg, sections, f"Measured by `{command}` on {where}.\n{describe(cfg, args.quick)}"),
     )
     passed = all(v is None or v <= limit for v, limit in sections["saved bytes"].data["targets"].values())
     print("targets:", "PASS" if passed else "FAIL", "(informational at --quick sizes)" if args.quick else "")

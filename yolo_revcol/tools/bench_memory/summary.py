@@ -48,10 +48,11 @@ def auto_sentence(cfg: BenchConfig) -> str:
     )
 
 
-def readme_block(cfg: BenchConfig, sections: dict[str, Section], note: str) -> str:
-    """The README summary: saved bytes at the default and explicit K, targets, the reverse pass's error and time."""
-    saved, targets = sections["saved bytes"].data["saved"], sections["saved bytes"].data["targets"]
-    ks = [k for k in (1, 2) if k in cfg.mem_every]
+def saved_table(cfg: BenchConfig, sections: dict[str, Section], ks: tuple[int, ...] = (1, 2)) -> tuple[list, list]:
+    """Header and rows of the saved-bytes table: per block and column count, reversible at the default and at each
+    explicit K of ``ks`` that was measured, plain backprop, per-column checkpointing, and reversible / plain."""
+    saved = sections["saved bytes"].data["saved"]
+    ks = [k for k in ks if k in cfg.mem_every]
     rows = []
     for block in cfg.blocks:
         for c in cfg.mem_columns:
@@ -60,6 +61,23 @@ def readme_block(cfg: BenchConfig, sections: dict[str, Section], note: str) -> s
             rows[-1] += [f"{mib['plain']:.2f}", f"{mib['checkpoint']:.2f}", f"{mib['reversible'] / mib['plain']:.3f}"]
     header = ["block", "columns", "reversible, default (MiB)", *(f"reversible, K={k} (MiB)" for k in ks)]
     header += ["plain (MiB)", "checkpoint per column (MiB)", "reversible default / plain"]
+    return header, rows
+
+
+def summary_block(cfg: BenchConfig, sections: dict[str, Section], note: str) -> str:
+    """The README's short form: bytes saved for backward, reversible at the default against plain backprop and
+    per-column checkpointing, by column count."""
+    header, rows = saved_table(cfg, sections, ks=())
+    return (
+        f"{note}\nBytes saved for backward during one training step (MiB; `saved_tensors_hooks`, distinct storages):"
+        f"\n\n{markdown_table(header, rows)}"
+    )
+
+
+def readme_block(cfg: BenchConfig, sections: dict[str, Section], note: str) -> str:
+    """The README summary: saved bytes at the default and explicit K, targets, the reverse pass's error and time."""
+    targets = sections["saved bytes"].data["targets"]
+    header, rows = saved_table(cfg, sections)
     verdicts = []
     for block in cfg.blocks:
         # From saved.TARGETS, where the targets are defined: growth over columns, and the share of plain backprop.
