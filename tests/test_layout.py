@@ -87,7 +87,7 @@ def test_readme_lists_exactly_the_cli_commands():
     from yolo_revcol.cli import COMMANDS
 
     readme = (ROOT / "README.md").read_text()
-    table = readme[readme.index("### The `yolo-revcol` commands") :].split("\n## ", 1)[0]
+    table = readme[readme.index("The `yolo-revcol` commands") :].split("\n## ", 1)[0]
     listed = [line.split("`")[1].split()[1] for line in table.splitlines() if line.startswith("| `yolo-revcol ")]
     assert sorted(listed) == sorted(COMMANDS)
 

@@ -180,6 +180,38 @@ def test_yolo_train_by_name_in_wheel_install(fresh):
     assert list(fresh["cwd"].iterdir()) == []
 
 
+def readme_installed_quickstart() -> list[str]:
+    """The command lines of the README's installed quickstart (the first bash block under its heading)."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("### Installed, from any folder") :]
+    block = section[section.index("```bash\n") + 8 : section.index("\n```", section.index("```bash"))]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_readme_installed_quickstart_runs_from_a_folder_outside_the_checkout(fresh):
+    lines = readme_installed_quickstart()
+    assert lines[0].startswith("pip install") and any(line.startswith("yolo export") for line in lines)
+    run_dir = fresh["runs"] / "detect" / "quick"
+    image = None
+    for line in lines[1:]:  # the fixture installed the wheel already
+        words = line.replace("epochs=5", "epochs=1").replace("imgsz=320", "imgsz=64").split()
+        words = [w.replace("PATH/", f"{run_dir}/") for w in words]
+        if words[0] == "yolo-revcol":
+            run_fresh(fresh, [str(fresh["bin"] / "yolo-revcol"), *words[1:]])
+            continue
+        assert words[0] == "yolo", line
+        if words[1] == "train":
+            words += ["batch=8", "workers=0", "plots=False", "name=quick"]
+        if words[1] == "predict":
+            image = image or next((fresh["datasets"] / "revcol-shapes" / "images" / "val").iterdir())
+            words = [f"source={image}" if w.startswith("source=") else w for w in words]
+            words += ["project=" + str(fresh["cwd"].parent / "predict")]
+        run_fresh(fresh, [str(fresh["python"]), "-c", YOLO_CLI_TINY_DATA, *words[1:]])
+    assert (run_dir / "weights" / "best.pt").is_file() and (run_dir / "weights" / "best.onnx").is_file()
+    assert list((fresh["cwd"].parent / "predict").rglob(image.name))  # the annotated picture
+    assert list(fresh["cwd"].iterdir()) == []  # nothing written into the folder the user stands in
+
+
 def test_compare_runs_from_any_folder_in_wheel_install(fresh):
     out = fresh["cwd"].parent / "compare"
     run_fresh(fresh, [str(fresh["bin"] / "yolo-revcol"), "compare", "--scales", "n", "--out", str(out)])

@@ -875,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:
             readme=args.readme,
             block="accuracy",
             echo=echo,
-            summary=f"{line}\n{summary}",
+            summary=f"{note}\n{summary}",
         )
 
     ledger = args.out / "runs" / stem

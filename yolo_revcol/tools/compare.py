@@ -364,7 +364,7 @@ def compare(family: str = "yolov8", scales: str = SCALES, imgsz: int = 640) -> l
     ]
 
 
-HEADER = ("scale", "model", "layers", "params (M)", "GFLOPs", "params ratio", "GFLOPs ratio", f"both <= {TARGET:.2f}x")
+HEADER = ("scale", "model", "layers", "params (M)", "GFLOPs", "params ratio", "GFLOPs ratio")
 
 
 def compare_paper(imgsz: int = 640) -> list[tuple[Summary, Summary]]:
@@ -419,11 +419,10 @@ def table_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
     for stock, ours in pairs:
         scale = stock.scale
         p, g = ours.params / stock.params, ours.gflops / stock.gflops
-        rows.append([scale, stock.name, stock.layers, f"{stock.params / 1e6:.2f}", f"{stock.gflops:.1f}", "", "", ""])
-        ok = "yes" if p <= TARGET and g <= TARGET else "no"
+        rows.append([scale, stock.name, stock.layers, f"{stock.params / 1e6:.2f}", f"{stock.gflops:.1f}", "", ""])
         name = ours.name + (f" (+{ours.train_only / 1e6:.2f}M training-only)" if ours.train_only else "")
         rows.append(
-            [scale, name, ours.layers, f"{ours.params / 1e6:.2f}", f"{ours.gflops:.1f}", f"{p:.3f}", f"{g:.3f}", ok]
+            [scale, name, ours.layers, f"{ours.params / 1e6:.2f}", f"{ours.gflops:.1f}", f"{p:.3f}", f"{g:.3f}"]
         )
     return rows
 
