@@ -80,24 +80,42 @@ def attach_aux_heads(layers: nn.Sequential, verbose: bool = True) -> None:
         )
 
 
-def with_aux_loss(loss):
-    """Wrap ``BaseModel.loss`` so training losses of RevCol models with aux heads add the weighted auxiliary terms.
+RECON_ITEM = "recon_loss"  # the logged name of the reconstruction term (train/recon_loss, val/recon_loss)
 
-    The returned loss items (what Ultralytics logs as box/cls/dfl) stay those of the model's own head.
+
+def with_aux_loss(loss):
+    """Wrap ``BaseModel.loss`` so training losses of RevCol models add their intermediate supervision.
+
+    With aux heads, ``weight * criterion(aux head output)`` per supervised column is added to the model's own loss
+    (the logged box/cls/dfl items stay the main head's). With reconstruction decoders (``recon``), the forward's
+    weighted reconstruction loss, scaled by the batch size as Ultralytics scales its own terms, is appended as one
+    more loss term and logged as ``recon_loss`` (0 in validation, where no decoder runs).
     """
 
     @functools.wraps(loss)
     def wrapped(self, batch, preds=None):
-        """Main loss, plus ``weight * criterion(aux head output)`` for every supervised column in training mode."""
-        revcol = revcol_of(self) if self.training else None
-        if revcol is None or revcol.aux_heads is None:
+        """Main loss, plus the auxiliary and reconstruction terms of the last training forward."""
+        revcol = revcol_of(self)
+        supervised = revcol is not None and (revcol.aux_heads is not None or revcol.recon_decoders is not None)
+        if not supervised:
             return loss(self, batch, preds)
+        if not self.training:
+            total, items = loss(self, batch, preds)
+            if revcol.recon_decoders is not None and isinstance(items, dict):
+                items[RECON_ITEM] = torch.zeros((), device=total.device)  # the keys training logs
+            return total, items
         if preds is None:
             revcol.pop_aux_outputs()  # outputs of an earlier forward belong to other images
+            revcol.pop_recon_loss()
             preds = self.forward(batch["img"])
         total, items = loss(self, batch, preds)  # also creates self.criterion on first use
         for weight, aux_preds in revcol.pop_aux_outputs():
             total = total + weight * self.criterion(aux_preds, batch)[0]
+        recon = revcol.pop_recon_loss()
+        if recon is not None:
+            total = torch.cat([total.reshape(-1), (recon * batch["img"].shape[0]).reshape(1).to(total.dtype)])
+            if isinstance(items, dict):
+                items[RECON_ITEM] = recon.detach()
         return total, items
 
     return wrapped

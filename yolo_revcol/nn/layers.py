@@ -25,6 +25,7 @@ __all__ = (
     "ConvNeXtBlock",
     "ConvNorm",
     "DropPath",
+    "ImageDecoder",
     "InvertedResidual",
     "LayerNorm2d",
     "ReversibleScale",
@@ -344,6 +345,30 @@ class InvertedResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return x + project(dwconv(expand(x))), same shape as ``x``."""
         return x + self.drop_path(self.project(self.dwconv(self.expand(x))))
+
+
+class ImageDecoder(nn.Module):
+    """A light decoder that rebuilds a stride-4 copy of the input image from a column's stride-32 state.
+
+    1x1 conv C -> 3 * 8 * 8, then pixel shuffle by 8: every stride-32 position predicts the 8x8 stride-4 pixels it
+    covers. Used only in training (reconstruction supervision, ``RevCol`` option ``recon``).
+
+    Args:
+        channels (int): Channels of the stride-32 state.
+        image_channels (int): Channels of the image to rebuild.
+    """
+
+    SCALE = 8  # stride 32 -> stride 4
+
+    def __init__(self, channels: int, image_channels: int = 3):
+        """Build the projection and the pixel shuffle."""
+        super().__init__()
+        self.proj = nn.Conv2d(channels, image_channels * self.SCALE**2, 1)
+        self.shuffle = nn.PixelShuffle(self.SCALE)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the (N, image_channels, 8H, 8W) reconstruction of an (N, channels, H, W) state."""
+        return self.shuffle(self.proj(x))
 
 
 def upsample2x(x: torch.Tensor) -> torch.Tensor:

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .column import DOWNS, NUM_LEVELS, Column, norm_of
-from .layers import BLOCKS, ChannelScale, ConvNorm
+from .layers import BLOCKS, ChannelScale, ConvNorm, ImageDecoder
 from .reversible import ReversibleColumns, auto_checkpoint_every, compute_dtype, reversible_parameters
 
 __all__ = ("ARG_CHECKS", "Stem", "RevCol")
@@ -166,10 +167,11 @@ def _check_combination(args: dict) -> None:
             raise ValueError(f"RevCol argument '{name}' is not used by block '{block}', got {args[name]!r}")
         if args[name] is None and name in defaults:
             args[name] = defaults[name]
-    if args["aux"] > 0 and args["columns"] < 2:
-        raise ValueError(
-            f"RevCol argument 'aux' supervises the columns before the last, but columns is {args['columns']}"
-        )
+    for name in ("aux", "recon"):
+        if args[name] > 0 and args["columns"] < 2:
+            raise ValueError(
+                f"RevCol argument '{name}' supervises the columns before the last, but columns is {args['columns']}"
+            )
     if args["weights"] is not None and (block != "convnext" or args["stem"] != "patchify"):
         raise ValueError(
             f"RevCol argument 'weights' (official checkpoint) needs block convnext and stem patchify, "
@@ -196,6 +198,7 @@ ARG_CHECKS = {
     "aux": _check_aux,
     "weights": _check_weights,
     "down": lambda name, value: None if value is None else _one_of(DOWNS)(name, value),
+    "recon": _check_aux,
 }
 
 
@@ -251,6 +254,11 @@ class RevCol(nn.Module):
         weights (str | None): Path of an official RevCol checkpoint (megvii-research/RevCol release, detection or
             segmentation file) to load when the model is built; its architecture must be this one (convnext block,
             patchify stem). Never downloaded. See ``load_official``.
+        recon (float): Weight of reconstruction supervision (0: off), the paper's other half of intermediate
+            supervision. When positive, each column of ``supervised_columns`` gets an ``ImageDecoder`` that rebuilds
+            a stride-4 copy of the input image from the column's stride-32 state; in training mode the forward keeps
+            ``sum(w_k * MSE)`` with the falling weights of ``recon_weights`` for ``pop_recon_loss``. Training only,
+            like ``aux``; the two combine.
         down (str | None): Down fusion between levels: "conv" (3x3 stride-2 conv), "patch" (2x2 stride-2 conv) or
             "dw" (3x3 stride-2 depthwise conv, then 1x1 conv); None for the family's default (convnext: patch,
             otherwise conv).
@@ -281,6 +289,7 @@ class RevCol(nn.Module):
         aux: float = 0.0,
         weights: str | None = None,
         down: str | None = None,
+        recon: float = 0.0,
     ):
         """Build the stem and columns (arguments arrive checked and normalised, see ``check_args``)."""
         super().__init__()
@@ -288,6 +297,8 @@ class RevCol(nn.Module):
         self.aux = aux
         self.aux_heads: nn.ModuleList | None = None  # set by attach_aux_heads; training only
         self._aux_outputs: list[tuple[float, object]] = []  # (weight, head output) of the last training forward
+        self.recon = recon
+        self._recon_loss: torch.Tensor | None = None  # weighted reconstruction loss of the last training forward
         self.block = block
         self.reversible = reversible
         self.checkpoint_every = checkpoint_every
@@ -303,6 +314,9 @@ class RevCol(nn.Module):
         self.official_load = None  # set when official weights are loaded (weights argument or load_official)
         if weights is not None:
             self.load_official(weights)
+        # Training only, like the aux heads; built here because they need nothing from Ultralytics
+        decoders = [ImageDecoder(channels[-1], c1) for _ in self.supervised_columns] if recon else []
+        self.recon_decoders = nn.ModuleList(decoders) if decoders else None
 
     @classmethod
     def check_args(cls, *args, **kwargs) -> dict[str, Any]:
@@ -390,13 +404,13 @@ class RevCol(nn.Module):
 
     @property
     def supervised_columns(self) -> list[int]:
-        """Indices of the columns that intermediate supervision reads (empty when ``aux`` is 0).
+        """Indices of the columns that intermediate supervision reads (empty when ``aux`` and ``recon`` are 0).
 
         As in the paper, every ``max(1, columns // 4)``-th column is supervised; the last column never is (the
         model's own head reads it): 2 or 3 columns supervise all but the last, 8 columns supervise columns 2, 4, 6
         (1-based).
         """
-        if not self.aux:
+        if not (self.aux or self.recon):
             return []
         step = max(1, len(self.columns) // 4)
         return [k for k in range(len(self.columns) - 1) if (k + 1) % step == 0]
@@ -410,6 +424,21 @@ class RevCol(nn.Module):
         """
         cols = self.supervised_columns
         return [self.aux * (k + 1) / (cols[-1] + 1) for k in cols]
+
+    @property
+    def recon_weights(self) -> list[float]:
+        """Reconstruction loss weight of each supervised column: falling with depth, ``recon`` for the first.
+
+        Column k (0-based) of N gets ``recon * (1 - k / N)``, as the paper weighs reconstruction: early columns keep
+        the low-level information, later ones are left to become semantic.
+        """
+        n = len(self.columns)
+        return [self.recon * (1 - k / n) for k in self.supervised_columns]
+
+    def pop_recon_loss(self) -> torch.Tensor | None:
+        """Return and forget the weighted reconstruction loss of the last training forward (None when none ran)."""
+        out, self._recon_loss = self._recon_loss, None
+        return out
 
     def attach_aux_heads(self, heads: Sequence[nn.Module]) -> None:
         """Give every supervised column its auxiliary head.
@@ -428,10 +457,11 @@ class RevCol(nn.Module):
         self.aux_heads = nn.ModuleList(heads) if heads else None
 
     def drop_aux_heads(self) -> int:
-        """Remove the auxiliary heads (they only serve training); return how many parameters went with them."""
-        n = sum(p.numel() for p in self.aux_heads.parameters()) if self.aux_heads is not None else 0
-        self.aux_heads = None
-        self._aux_outputs = []
+        """Remove the training-only modules (aux heads, reconstruction decoders); return their parameter count."""
+        heads = [m for m in (self.aux_heads, self.recon_decoders) if m is not None]
+        n = sum(p.numel() for m in heads for p in m.parameters())
+        self.aux_heads = self.recon_decoders = None
+        self._aux_outputs, self._recon_loss = [], None
         return n
 
     def pop_aux_outputs(self) -> list[tuple[float, object]]:
@@ -442,7 +472,7 @@ class RevCol(nn.Module):
     def __getstate__(self) -> dict:
         """Pickle and deepcopy without the last forward's auxiliary outputs (graph tensors, not model state)."""
         # The load record is no model state (and no class the safe-load allow-list knows): not pickled either
-        return {**super().__getstate__(), "_aux_outputs": [], "official_load": None}
+        return {**super().__getstate__(), "_aux_outputs": [], "_recon_loss": None, "official_load": None}
 
     def __setstate__(self, state: dict) -> None:
         """Unpickle, giving models saved before intermediate supervision existed its off state."""
@@ -451,8 +481,11 @@ class RevCol(nn.Module):
         self.__dict__.setdefault("_aux_outputs", [])
         self.__dict__.setdefault("weights", None)
         self.__dict__.setdefault("official_load", None)
-        if "aux_heads" not in self._modules:
-            self.aux_heads = None
+        self.__dict__.setdefault("recon", 0.0)
+        self.__dict__.setdefault("_recon_loss", None)
+        for name in ("aux_heads", "recon_decoders"):
+            if name not in self._modules:
+                setattr(self, name, None)
 
     @torch.no_grad()
     def fuse(self) -> RevCol:
@@ -526,9 +559,10 @@ class RevCol(nn.Module):
                 f"RevCol input height and width must be multiples of {MAX_STRIDE}, got {int(h)}x{int(w)}; "
                 f"pad or resize the input (Ultralytics does this when imgsz is a multiple of {MAX_STRIDE})"
             )
+        image = x
         # Column states live in the parameters' dtype: float32 under autocast, the model's dtype after .half().
         x = self.stem(x).to(self.stem.weight.dtype)
-        supervise = self.aux_heads is not None and self.training
+        supervise = (self.aux_heads is not None or self.recon_decoders is not None) and self.training
         wanted = self.supervised_columns if supervise else []
         if self.uses_reversible_path(x):
             params = reversible_parameters(self.columns)
@@ -543,6 +577,13 @@ class RevCol(nn.Module):
                 states = column(x, states)
                 if k in wanted:
                     inner.append(states)
-        if supervise:  # the heads read strides 8/16/32, as the model's own head does
+        if supervise and self.aux_heads is not None:  # the heads read strides 8/16/32, as the model's own head does
             self._aux_outputs = [(w, h(s[1:])) for w, h, s in zip(self.aux_weights, self.aux_heads, inner)]
+        if supervise and self.recon_decoders is not None:
+            target = F.avg_pool2d(image.float(), 4)  # the stride-4 copy every decoder rebuilds
+            terms = [
+                w * F.mse_loss(d(s[-1]).float(), target)
+                for w, d, s in zip(self.recon_weights, self.recon_decoders, inner)
+            ]
+            self._recon_loss = torch.stack(terms).sum()
         return states
