@@ -125,6 +125,7 @@ def test_wheel_carries_every_yaml(wheel):
     shipped = {f"yolo_revcol/cfg/{p.relative_to(CFG).as_posix()}" for p in CFG.rglob("*.yaml")}
     assert len(shipped) == len(MODEL_NAMES) + len(DATASET_NAMES) and shipped <= names
     assert "yolo_revcol_autoload.pth" in names
+    assert "yolo_revcol/tools/model_yamls.py" not in names  # a checkout's maintenance tool, not the product's
 
 
 def test_editable_wheel_reads_cfg_in_place(tmp_path):
