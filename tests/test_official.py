@@ -324,13 +324,14 @@ def test_paper_yamls_hold_the_published_rows(variant):
 
 
 def test_paper_yaml_checks_its_checkpoint_before_anything_is_built(tmp_path):
-    from yolo_revcol.integration.yaml_args import ModelYAMLError, expand_revcol_rows
+    from yolo_revcol.integration.yaml_args import ARG_NAMES, ModelYAMLError, expand_revcol_rows
 
     path = tmp_path / "revcol_tiny_1k.pth"
     torch.save({"model": official_state(*PAPER["t"][:3], zeros=True)}, path)  # only names and shapes matter here
     d = paper_yaml("t")
     d["backbone"][0][3][-1]["weights"] = str(path)
-    assert str(expand_revcol_rows(d, 3)["backbone"][0][3][-1]) == str(path)  # passed on to RevCol, which loads it
+    row = expand_revcol_rows(d, 3)["backbone"][0][3]
+    assert str(row[1 + ARG_NAMES.index("weights")]) == str(path)  # passed on to RevCol, which loads it
     d["backbone"][0][3][2] = 8  # RevCol-S's column count with RevCol-T's file
     with pytest.raises(ModelYAMLError, match=r"layer 0 \(RevCol\): argument 'weights'.*columns 4 \(here 8\)"):
         expand_revcol_rows(d, 3)

@@ -146,7 +146,8 @@ def test_wheel_install_builds_every_yaml_by_name_from_any_folder(fresh):
     tasks = {"cls": "classify", "seg": "segment", "pose": "pose", "obb": "obb"}
     for name in names:
         task = tasks.get(Path(name).stem.rsplit("-", 1)[-1], "detect")
-        assert out["built"][name] == [task, "s" if name.startswith("yolov8s") else "n", "RevCol"], name
+        scale = "s" if name.startswith("yolov8s") else "" if name.startswith("revcol-") else "n"  # T/S/B: no scales
+        assert out["built"][name] == [task, scale, "RevCol"], name
     assert all(n in out["error"] for n in MODEL_NAMES + DATASET_NAMES)  # an unknown name of ours lists ours
 
     listing = run_fresh(fresh, [str(fresh["bin"] / "yolo-revcol"), "cfg"]).stdout

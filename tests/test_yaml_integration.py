@@ -173,10 +173,11 @@ def edit_args(d: dict, **changes) -> dict:
                     -1,
                     1,
                     "RevCol",
-                    [[64, 128, 256, 512], [1, 1, 1, 1], 2, 3, 4, 0.0, True, 0, 1e-6, "c2f", "yolo", 0.5, None, 9],
+                    [[64, 128, 256, 512], [1, 1, 1, 1], 2, 3, 4, 0.0, True, 0, 1e-6, "c2f", "yolo", 0.5, None]
+                    + ["dw", 0.0, 9],
                 ],
             ),
-            r"layer 0 \(RevCol\): takes at most 13 positional arguments",
+            r"layer 0 \(RevCol\): takes at most 15 positional arguments",
         ),
         (
             lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, {"block": "resnet"}]]),

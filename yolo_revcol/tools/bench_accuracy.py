@@ -782,7 +782,8 @@ def fill_training_defaults(p: argparse.ArgumentParser, args: argparse.Namespace)
 def settings_of(args: argparse.Namespace) -> Settings:
     """The ``Settings`` given on the command line (every field but the seed has an option of the same name)."""
     fields = [k for k in Settings.__dataclass_fields__ if k not in ("seed", "distill")]  # distill: per model, in main
-    return Settings(**{k: getattr(args, k) for k in fields})
+    defaults = Settings()
+    return Settings(**{k: getattr(args, k, getattr(defaults, k)) for k in fields})  # commands without --dis
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
