@@ -80,6 +80,7 @@ def test_sizes_only_table_orders_columns_and_keeps_2_columns_under_target(tmp_pa
     )  # nothing trained, nothing claimed
 
 
+@pytest.mark.slow
 def test_quick_training_run_then_reuse(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- ablation-columns:start -->\nold\n<!-- ablation-columns:end -->\n")

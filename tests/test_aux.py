@@ -162,6 +162,7 @@ def test_bad_aux_in_yaml_names_layer_and_value(value, match):
         build(with_aux("yolov8-revcol.yaml", value))
 
 
+@pytest.mark.slow
 def test_cli_train_interrupt_resume_and_safe_reload(aux_yaml, tiny_data, tmp_path):
     """`yolo train` with the option in the YAML only; the checkpoint resumes and reloads in fresh processes."""
     last = train_then_interrupt(aux_yaml, tiny_data, tmp_path, "aux")

@@ -100,6 +100,7 @@ def test_rss_worker_runs_as_a_module_entry_point():
     assert r["peak"] >= r["before"] > 0 and r["grad_bytes"] > 0
 
 
+@pytest.mark.slow
 def test_memory_command_writes_report_csv_plot_and_readme_block(tmp_path):
     readme, docs = tmp_path / "README.md", tmp_path / "benchmarks.md"
     readme.write_text("before\n<!-- memory-summary:start -->\nold\n<!-- memory-summary:end -->\nafter\n")

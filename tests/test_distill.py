@@ -89,6 +89,7 @@ def test_distilled_revcol_is_judged_against_stock_distilled_the_same_way():
     assert taught[4] == "" and taught[8] == "worse"  # one distilled stock row: no frontier, still a verdict
 
 
+@pytest.mark.slow
 def test_accuracy_command_distils_the_kd_models_from_a_teacher_it_trains_once(tmp_path):
     cmd = [str(BIN / "yolo-revcol"), "accuracy", "--quick", "--seeds", "0", "--out", str(tmp_path / "out")]
     cmd += ["--project", str(tmp_path / "p"), "--teacher", "yolov8n.yaml"]

@@ -190,6 +190,7 @@ def readme_installed_quickstart() -> list[str]:
     return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
 
 
+@pytest.mark.slow
 def test_readme_installed_quickstart_runs_from_a_folder_outside_the_checkout(fresh):
     lines = readme_installed_quickstart()
     assert lines[0].startswith("pip install") and any(line.startswith("yolo export") for line in lines)

@@ -129,6 +129,7 @@ def test_python_api_trains_through_the_reversible_backward(tiny_data, tmp_path, 
         np.testing.assert_allclose(np.array(fresh), in_process.numpy(), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_resume_continues_an_interrupted_run(tiny_data, tmp_path):
     last = train_then_interrupt(MODEL_YAML, tiny_data, tmp_path, "resume")
     assert torch.load(last, weights_only=False)["epoch"] == 0  # one epoch done, one to go
