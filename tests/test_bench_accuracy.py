@@ -226,10 +226,12 @@ def test_frontier_interpolates_between_the_stock_rows_around_a_cost():
     assert math.isnan(frontier_at(stock, 9.0)) and math.isnan(frontier_at(stock, 3.0))
 
 
-def test_equal_cost_rows_judge_revcol_against_the_nearest_stock_row():
-    def result(name, seed, m, gflops):
-        return Result(name, int(gflops * 1e6), 1.0, gflops, m, m, 100.0, 90.0, 1000.0, "", [m], seed)
+def result(name: str, seed: int, m: float, gflops: float) -> Result:
+    """A made-up run: ``m`` mAP50-95 at ``gflops`` GFLOPs@640 (parameters follow the GFLOPs)."""
+    return Result(name, int(gflops * 1e6), 1.0, gflops, m, m, 100.0, 90.0, 1000.0, "", [m], seed)
 
+
+def test_equal_cost_rows_judge_revcol_against_the_nearest_stock_row():
     results = {
         "n": [result("yolov8n", s, 0.22 + 0.001 * s, 8.0) for s in range(3)],
         "small": [result("yolov8n-d0.17-w0.21", s, 0.20 + 0.001 * s, 6.0) for s in range(3)],

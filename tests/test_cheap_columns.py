@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 from conftest import CFG, relative_error
-from test_revcol_core import loss_weights, perturb, randomize_batchnorms, run_step
+from test_revcol_core import assert_reversible_equals_plain, randomize_batchnorms
 
 from yolo_revcol import RevCol
 from yolo_revcol.nn import DOWNS, DownFusion, InvertedResidual
@@ -73,18 +71,7 @@ def test_official_weights_need_the_papers_down_fusion(tmp_path):
 
 
 def test_reversible_gradients_equal_plain_backprop():
-    plain = perturb(randomize_batchnorms(RevCol(**CHEAP, drop_path=0.2))).double().train()
-    plain.reversible = False
-    rev = copy.deepcopy(plain)
-    rev.reversible = True
-    x = torch.randn(4, 3, 64, 64, dtype=torch.float64)
-    weights = loss_weights(CHEAP, 4, 64, torch.float64)
-    out_plain, g_plain = run_step(plain, x, weights)
-    out_rev, g_rev = run_step(rev, x, weights)
-    assert type(rev(x)[0].grad_fn).__name__ == "ReversibleColumnsBackward"
-    assert all(g is not None for g in g_rev)
-    assert relative_error(out_plain, out_rev) == 0.0
-    assert relative_error(g_plain, g_rev) < 1e-9
+    rev = assert_reversible_equals_plain(dict(CHEAP, drop_path=0.2))
     assert float(rev.reconstruction_error) == 0.0
 
 

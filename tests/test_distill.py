@@ -7,10 +7,10 @@ import subprocess
 
 import pytest
 from conftest import BIN, CFG, run
+from test_bench_accuracy import result
 
 from yolo_revcol.tools.bench_accuracy import (
     KD_SUFFIX,
-    Result,
     Settings,
     equal_cost_rows,
     run_key,
@@ -73,9 +73,6 @@ def test_run_keys_without_a_teacher_are_those_the_ledger_already_holds():
 
 
 def test_distilled_revcol_is_judged_against_stock_distilled_the_same_way():
-    def result(name, seed, m, gflops):
-        return Result(name, int(gflops * 1e6), 1.0, gflops, m, m, 100.0, 90.0, 1000.0, "", [m], seed)
-
     results = {
         "n": [result("yolov8n", s, 0.22 + 0.001 * s, 8.0) for s in range(3)],
         "small": [result("yolov8n-d0.17-w0.21", s, 0.20 + 0.001 * s, 6.0) for s in range(3)],

@@ -333,11 +333,11 @@ def batchnorm_buffers(model: torch.nn.Module) -> list[torch.Tensor]:
     return [b.clone() for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) for b in m.buffers()]
 
 
-@pytest.mark.parametrize("stem", ["patchify", "yolo"])
-def test_c2f_block_reversible_gradients_equal_plain(stem):
+def assert_reversible_equals_plain(cfg: dict) -> RevCol:
+    """Train one float64 step of a trained-looking RevCol built from ``cfg`` through the reversible path and through
+    plain autograd: outputs must be identical and gradients equal to 1e-9; return the reversible model."""
     import copy
 
-    cfg = dict(C2F_CFG, stem=stem, drop_path=0.2)
     plain = perturb(randomize_batchnorms(RevCol(**cfg))).double().train()
     plain.reversible = False
     rev = copy.deepcopy(plain)
@@ -351,6 +351,12 @@ def test_c2f_block_reversible_gradients_equal_plain(stem):
     assert relative_error(out_plain, out_rev) == 0.0
     assert relative_error(g_plain, g_rev) < 1e-9
     assert type(rev(x)[0].grad_fn).__name__ == "ReversibleColumnsBackward"
+    return rev
+
+
+@pytest.mark.parametrize("stem", ["patchify", "yolo"])
+def test_c2f_block_reversible_gradients_equal_plain(stem):
+    assert_reversible_equals_plain(dict(C2F_CFG, stem=stem, drop_path=0.2))
 
 
 def test_batchnorm_running_stats_move_once_per_reversible_step():
