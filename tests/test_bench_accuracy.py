@@ -252,3 +252,36 @@ def test_resolve_model_writes_ablation_variants_by_their_run_name(tmp_path):
     row = yaml.safe_load(path.read_text())["backbone"][0]
     assert row[2] == "RevCol" and row[3][0] == [32, 160, 320, 512] and row[3][3]["stem"] == "yolo"
     assert resolve_model("yolov8n-revcol-no-such-variant.yaml", tmp_path) == "yolov8n-revcol-no-such-variant.yaml"
+
+
+def test_frontier_plot_names_every_model_in_its_legend_not_beside_the_points(tmp_path, monkeypatch):
+    import contextlib
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from yolo_revcol.tools import bench_accuracy
+
+    drawn = {}
+
+    @contextlib.contextmanager
+    def keep(path, *grid, **kwargs):
+        fig, ax = plt.subplots(*grid, **kwargs)
+        drawn["ax"] = ax
+        yield fig, ax
+        fig.savefig(path)
+
+    monkeypatch.setattr(bench_accuracy, "figure", keep)
+    results = {
+        "n": [result("yolov8n", s, 0.22, 8.0) for s in range(3)],
+        "small": [result("yolov8n-d0.17-w0.21", s, 0.20, 6.3) for s in range(3)],
+        "a": [result("yolov8n-revcol", s, 0.14, 6.2) for s in range(3)],
+        "b": [result("yolov8n-revcol-c2f-p3p4wide", 0, 0.13, 6.3)],  # nearly the same point as the one above
+    }
+    bench_accuracy.plot_frontier(results, "t", tmp_path / "f.png")
+    ax = drawn["ax"]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert ax.texts == [] and (tmp_path / "f.png").is_file()
+    assert "yolov8n-revcol (3 seeds)" in labels and "yolov8n-revcol-c2f-p3p4wide (1 seed)" in labels

@@ -678,10 +678,18 @@ def accuracy_line(results: dict[str, list[Result]], settings: Settings, seeds: l
     )
 
 
+def plt_colors(n: int) -> list:
+    """``n`` distinct colours (matplotlib's tab10, then tab20 for more)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
 def plot_frontier(results: dict[str, list[Result]], title: str, path: Path) -> None:
     """Mean mAP50-95 against GFLOPs@640: stock rows joined as the frontier, every other model as a point; bars show
     the min-max over seeds."""
-    with figure(path, figsize=(7, 4.5)) as (_, ax):
+    with figure(path, figsize=(10, 4.5)) as (_, ax):
         plain = [r for r in results.values() if is_stock(r[0].name) and not r[0].name.endswith(KD_SUFFIX)]
         stock = sorted(plain, key=lambda r: r[0].gflops_640)
         if stock:
@@ -693,18 +701,22 @@ def plot_frontier(results: dict[str, list[Result]], title: str, path: Path) -> N
                 ls="--",
                 label="stock at other scales (frontier)",
             )
+        # Every model in the legend (name and seeds), none written beside its point: close points never overlap text
+        colors = iter(plt_colors(len(results)))
         for runs in results.values():
             maps = [r.map50_95 for r in runs]
             m, g = mean_std(maps)[0], runs[0].gflops_640
-            style = dict(marker="s", color="black", ms=6) if is_stock(runs[0].name) else dict(marker="o", ms=7)
-            ax.errorbar([g], [m], yerr=[[m - min(maps)], [max(maps) - m]], capsize=3, **style)
-            ax.annotate(f"{runs[0].name} ({len(runs)})", (g, m), textcoords="offset points", xytext=(5, 3), fontsize=7)
-        ax.margins(x=0.15)
+            kd = runs[0].name.endswith(KD_SUFFIX)
+            marker = ("D" if kd else "s") if is_stock(runs[0].name) else ("^" if kd else "o")
+            label = f"{runs[0].name} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
+            yerr = [[m - min(maps)], [max(maps) - m]]
+            ax.errorbar([g], [m], yerr=yerr, capsize=3, marker=marker, ms=6, color=next(colors), ls="", label=label)
+        ax.margins(x=0.1)
         ax.set_xlabel("GFLOPs @640 (inference model)")
         ax.set_ylabel("mAP50-95 (val): mean, min-max over seeds")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
 
 
 def csv_rows(results: dict[str, list[Result]]) -> list[list]:
