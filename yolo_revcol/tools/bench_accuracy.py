@@ -709,7 +709,7 @@ def plot_frontier(results: dict[str, list[Result]], title: str, path: Path) -> N
             kd = runs[0].name.endswith(KD_SUFFIX)
             marker = ("D" if kd else "s") if is_stock(runs[0].name) else ("^" if kd else "o")
             label = f"{runs[0].name} ({len(runs)} seed{'s' if len(runs) > 1 else ''})"
-            yerr = [[m - min(maps)], [max(maps) - m]]
+            yerr = [[max(0.0, m - min(maps))], [max(0.0, max(maps) - m)]]  # a mean can round past equal values
             ax.errorbar([g], [m], yerr=yerr, capsize=3, marker=marker, ms=6, color=next(colors), ls="", label=label)
         ax.margins(x=0.1)
         ax.set_xlabel("GFLOPs @640 (inference model)")
