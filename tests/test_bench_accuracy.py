@@ -283,5 +283,5 @@ def test_frontier_plot_names_every_model_in_its_legend_not_beside_the_points(tmp
     bench_accuracy.plot_frontier(results, "t", tmp_path / "f.png")
     ax = drawn["ax"]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert ax.texts == [] and (tmp_path / "f.png").is_file()
+    assert len(ax.texts) == 0 and (tmp_path / "f.png").is_file()
     assert "yolov8n-revcol (3 seeds)" in labels and "yolov8n-revcol-c2f-p3p4wide (1 seed)" in labels
