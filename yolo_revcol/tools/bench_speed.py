@@ -423,7 +423,7 @@ def profile_report(profiles: list, top: int) -> str:
     return "\n".join(parts)
 
 
-HEADER = ("scale", "measure", "imgsz", "batch", "stock (ms)", "RevCol (ms)", "RevCol / stock", "target", "target met")
+HEADER = ("scale", "measure", "imgsz", "batch", "stock (ms)", "RevCol (ms)", "RevCol / stock")  # targets: CSV only
 CSV_HEADER = ("scale", "measure", "imgsz", "batch", "stock_ms", "revcol_ms", "ratio", "target", "target_met")
 CSV_HEADER += ("stock_p25_ms", "stock_p75_ms", "revcol_p25_ms", "revcol_p75_ms", "runs")
 PAPER_LABEL = "models"  # first column of --paper tables (``T vs yolov8s``) instead of "scale"
@@ -449,7 +449,6 @@ def table_rows(rows: list[Row]) -> list[list]:
     return [
         [r.scale, r.measure, r.imgsz, r.batch]
         + [f"{statistics.median(r.stock):.1f}", f"{statistics.median(r.revcol):.1f}", f"{r.ratio:.3f}"]
-        + ["" if r.target is None else f"<= {r.target:.2f}", r.met]
         for r in rows
     ]
 
@@ -617,14 +616,7 @@ def describe(args: argparse.Namespace) -> str:
         f" Warm-up {warm} per model, then {args.rounds} rounds of {timed} per model back to back, order rotating; "
         f"medians over all timed runs, ratio = RevCol median / stock median."
     )
-    if args.paper:
-        parts.append(" No targets: the project's are set for the n/s scales of `yolov8-revcol.yaml`.\n")
-    else:
-        parts.append(
-            f" Targets: inference <= {TARGET_INFERENCE:.2f}x at {'/'.join(TARGET_INFERENCE_SCALES)}, reversible "
-            f"training step <= {TARGET_TRAIN:.2f}x at {'/'.join(TARGET_TRAIN_SCALES)}.\n"
-        )
-    return "".join(parts)
+    return "".join(parts) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
