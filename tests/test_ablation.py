@@ -62,7 +62,8 @@ def test_studies_cover_blocks_stems_column_counts_and_supervision():
     assert {o["block"] for o in options} == {"convnext", "c2f"}
     assert {o["stem"] for o in options} == {"patchify", "yolo"}
     assert sorted({v.columns for v in STUDIES["columns"]} | {2}) == [1, 2, 3, 4]
-    assert all(v.options.get("aux", 0) > 0 or v.options.get("recon", 0) > 0 for v in STUDIES["supervision"])
+    assert all(v.options["aux"] > 0 for v in STUDIES["supervision"])
+    assert all(v.options["recon"] > 0 for v in STUDIES["reconstruction"])
 
 
 def test_sizes_only_table_orders_columns_and_keeps_2_columns_under_target(tmp_path):

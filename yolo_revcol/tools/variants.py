@@ -119,10 +119,10 @@ STUDIES = {
             channels=[64, 160, 320, 640],
         ),
     ],
-    "supervision": [Variant(f"c2f-aux{w:g}", f"aux {w:g}: Detect head on column 1", {"aux": w}) for w in (0.5, 1.0)]
+    "supervision": [Variant(f"c2f-aux{w:g}", f"aux {w:g}: Detect head on column 1", {"aux": w}) for w in (0.5, 1.0)],
     # The paper's other half: column 1 rebuilds a stride-4 copy of the image (weight 5: the term is then about a
     # tenth of the detection loss at the start of training), alone and beside the aux head.
-    + [
+    "reconstruction": [
         Variant("c2f-recon5", "recon 5: image decoder on column 1", {"recon": 5.0}),
         Variant("c2f-aux1-recon5", "aux 1 and recon 5 on column 1", {"aux": 1.0, "recon": 5.0}),
     ],
