@@ -16,10 +16,7 @@ def test_first_screen_has_the_two_commands_and_the_generated_accuracy_line():
     assert "bash runs_scripts/demo.sh" in first and "bash runs_scripts/test.sh" in first
     (line,) = [m["body"] for m in BLOCK.finditer(first) if m["name"] == "accuracy-line"]
     # What the accuracy command writes: the RevCol row against stock n and against stock at its own cost, with seeds
-    assert (
-        line.startswith("**Accuracy cost:** yolov8n-revcol reaches ")
-        and "against stock scaled to about its cost" in line
-    )
+    assert line.startswith("**Accuracy cost:** yolov8n-revcol reaches ") and " stock scaled to about its cost" in line
     assert re.search(r"\d+ seeds each", line) and re.search(r"\d+ epochs at \d+ px", line)
 
 

@@ -668,8 +668,10 @@ def accuracy_line(results: dict[str, list[Result]], settings: Settings, seeds: l
     if stock:
         near = min(stock, key=lambda s: abs(s[0].gflops_640 - ours[0].gflops_640))
         diff, se, _ = decide(maps, [r.map50_95 for r in near])
+        side = "below" if diff < 0 else "above"
+        amount = f"{abs(diff):.3f}" + ("" if math.isnan(se) else f" ± {se:.3f}")
         line += (
-            f", and {diff_se(diff, se)} against stock scaled to about its cost ({near[0].name}, "
+            f", and {amount} {side} stock scaled to about its cost ({near[0].name}, "
             f"{near[0].gflops_640 / base[0].gflops_640:.2f}x GFLOPs: {pm([r.map50_95 for r in near])})"
         )
     return (
