@@ -203,10 +203,5 @@ def install() -> None:
     """
     from ultralytics.utils import checks
 
-    if getattr(checks.check_file, _MARK, False):
-        return
-    original = checks.check_file
-    wrapped = with_shipped_yamls(original)
-    for name, module in list(sys.modules.items()):
-        if name.split(".")[0] == "ultralytics" and getattr(module, "check_file", None) is original:
-            module.check_file = wrapped
+    if not getattr(checks.check_file, _MARK, False):
+        _replace_everywhere("ultralytics", checks.check_file, with_shipped_yamls(checks.check_file))

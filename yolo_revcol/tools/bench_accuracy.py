@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..integration.resolve import unscaled
 from ..paths import cfg_dir
 from .report import command_line, figure, machine, markdown_table, offline, replace_blocks, write_result
 from .variants import find_variant, variant_path
@@ -224,7 +225,7 @@ def resolve_model(name: str, folder: Path | None = None) -> str:
     path = Path(name)
     if path.is_file() or (path.parent != Path(".") and path.parent.is_dir()):
         return str(path.resolve())
-    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", path.stem) + path.suffix  # as Ultralytics drops the scale
+    unified = unscaled(path.stem) + path.suffix  # as Ultralytics drops the scale
     return str(cfg_dir() / name) if (cfg_dir() / name).is_file() or (cfg_dir() / unified).is_file() else name
 
 
