@@ -95,3 +95,25 @@ def test_failed_registration_warns_and_does_not_break_ultralytics_import(monkeyp
     monkeypatch.setattr(register, "register", fail)
     startup._register_after(None)
     assert "RevCol is not registered with Ultralytics: ultralytics 9.0.0 is installed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "import ultralytics.data.utils",  # registers RevCol while data.utils is still executing
+        "from ultralytics.data.utils import check_det_dataset",
+        "from ultralytics.engine.validator import BaseValidator",
+    ],
+)
+def test_registration_is_whole_whatever_data_module_is_imported_first(first):
+    code = (
+        f"{first}\n"
+        "from ultralytics.nn.tasks import DetectionModel\n"
+        f"m = DetectionModel(r'{CFG / 'yolov8n-revcol.yaml'}', verbose=False)\n"
+        "from ultralytics.engine import exporter, trainer, validator\n"
+        "print(type(m.model[0]).__name__, *(hasattr(x.check_cls_dataset, '_yolo_revcol_wrapped') for x in "
+        "(trainer, validator, exporter)))"
+    )
+    proc = run([sys.executable, "-c", code])
+    assert "WARNING" not in proc.stderr, proc.stderr
+    assert proc.stdout.split() == ["RevCol", "True", "True", "True"]

@@ -187,12 +187,22 @@ def install_model_names() -> None:
         _replace_everywhere("ultralytics", tasks.yaml_model_load, with_typed_names(tasks.yaml_model_load))
 
 
-def install_cls_data() -> None:
-    """Wrap ``check_cls_dataset`` in ``ultralytics.data.utils`` (and wherever it was imported by name); idempotent."""
+def install_cls_data() -> bool:
+    """Wrap ``check_cls_dataset`` in ``ultralytics.data.utils`` (and wherever it was imported by name); idempotent.
+
+    Returns:
+        (bool): False, with nothing wrapped, while ``ultralytics.data.utils`` is still executing (``register()`` then
+            runs inside that import, under the start-up hook, which calls this again once Ultralytics' engine
+            modules, the function's only callers, have been imported).
+    """
     from ultralytics.data import utils
 
-    if not getattr(utils.check_cls_dataset, _MARK, False):
-        _replace_everywhere("ultralytics", utils.check_cls_dataset, with_shipped_cls_data(utils.check_cls_dataset))
+    original = getattr(utils, "check_cls_dataset", None)
+    if original is None:
+        return False
+    if not getattr(original, _MARK, False):
+        _replace_everywhere("ultralytics", original, with_shipped_cls_data(original))
+    return True
 
 
 def install() -> None:

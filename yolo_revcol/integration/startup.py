@@ -4,7 +4,9 @@ The installed ``yolo_revcol_autoload.pth`` calls ``install()`` when Python start
 finder on ``sys.meta_path``; it imports nothing heavy. When ``ultralytics.nn.tasks`` is imported (by the ``yolo``
 CLI, a DDP worker, or user code) the finder lets the normal loader run it and then calls ``register()``; when
 ``ultralytics.engine.trainer`` is, it then wraps the trainer's optimiser builder (see ``optimizer``), which
-``register()`` cannot do while the trainer module is still importing the model builder. This module depends on
+``register()`` cannot do while the trainer module is still importing the model builder; when an engine module that
+calls ``check_cls_dataset`` is, it wraps that function (``register()`` cannot while ``ultralytics.data.utils`` is
+still importing, which is the case when a process imports it first). This module depends on
 ``register`` (imported lazily, in the hooks) and never the other way round. Processes that never import
 Ultralytics pay for one dictionary look-up per import. Set ``YOLO_REVCOL_AUTOLOAD=0`` to turn it off.
 """
@@ -16,6 +18,9 @@ import sys
 
 TARGET = "ultralytics.nn.tasks"
 TRAINER = "ultralytics.engine.trainer"
+# The modules that call ``check_cls_dataset``. When a process imports ``ultralytics.data.utils`` first, RevCol is
+# registered while that module is still executing, so its wrap waits for these (each imports the finished module).
+CLS_DATA_USERS = (TRAINER, "ultralytics.engine.validator", "ultralytics.engine.exporter")
 
 
 def _register_after(module) -> None:
@@ -36,6 +41,17 @@ def _patch_trainer_after(module) -> None:
         patch_trainer(module)
     except Exception as e:  # never break the import; RevCol's scales are then weight-decayed
         sys.stderr.write(f"WARNING ⚠️ yolo-revcol: RevCol's layer scales will be weight-decayed: {e}\n")
+    _wrap_cls_data_after(module)
+
+
+def _wrap_cls_data_after(module) -> None:
+    """Wrap ``check_cls_dataset`` once ``module`` (one of ``CLS_DATA_USERS``) has executed; warn on failure."""
+    try:
+        from .resolve import install_cls_data
+
+        install_cls_data()
+    except Exception as e:  # never break the import; the shipped classify dataset then needs its full path
+        sys.stderr.write(f"WARNING ⚠️ yolo-revcol: data=revcol-shapes-cls.yaml will not resolve: {e}\n")
 
 
 class _Loader:
@@ -60,7 +76,11 @@ class _Finder:
     """Meta-path finder that only intercepts the watched modules, each once, and removes itself after the last."""
 
     def __init__(self):
-        self.pending = {TARGET: _register_after, TRAINER: _patch_trainer_after}
+        self.pending = {
+            TARGET: _register_after,
+            TRAINER: _patch_trainer_after,
+            **{name: _wrap_cls_data_after for name in CLS_DATA_USERS if name != TRAINER},
+        }
 
     def find_spec(self, fullname, path, target=None):
         hook = self.pending.pop(fullname, None)
