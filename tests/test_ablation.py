@@ -1,4 +1,4 @@
-"""The ablation tool (`yolo-revcol ablation`): variant YAMLs, sizes, a --quick training run and run reuse."""
+"""Studies of the RevCol row (`yolo-revcol accuracy --study`): variant YAMLs, sizes, a --quick run and run reuse."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 import yaml
 from conftest import BIN, CFG, run
 
-from yolo_revcol.tools.ablation import SHIPPED, STUDIES, Variant, variant_yaml
+from yolo_revcol.tools.variants import SHIPPED, STUDIES, Variant, variant_yaml
 
 
 def test_variant_yaml_changes_only_the_revcol_row():
@@ -46,6 +46,7 @@ def test_width_variants_build_with_wider_maps_for_the_neck(v):
 
 
 def test_budget_variants_build_and_stay_under_080x(tmp_path):
+    # The former command name still runs (older reports name it) and means accuracy --study.
     cmd = [str(BIN / "yolo-revcol"), "ablation", "--no-train", "--study", "budget", "--out", str(tmp_path)]
     run([*cmd, "--project", str(tmp_path / "p")], timeout=300)
     rows = list(csv.DictReader(open(tmp_path / "ablation_budget.csv")))
@@ -67,7 +68,7 @@ def test_studies_cover_blocks_stems_column_counts_and_supervision():
 
 
 def test_sizes_only_table_orders_columns_and_keeps_2_columns_under_target(tmp_path):
-    cmd = [str(BIN / "yolo-revcol"), "ablation", "--no-train", "--study", "columns", "--out", str(tmp_path)]
+    cmd = [str(BIN / "yolo-revcol"), "accuracy", "--no-train", "--study", "columns", "--out", str(tmp_path)]
     run([*cmd, "--project", str(tmp_path / "p")], timeout=300)
     rows = {r["variant"]: r for r in csv.DictReader(open(tmp_path / "ablation_columns.csv"))}
     assert list(rows) == ["stock", "shipped"] + [v.name for v in STUDIES["columns"]]
@@ -85,7 +86,7 @@ def test_sizes_only_table_orders_columns_and_keeps_2_columns_under_target(tmp_pa
 def test_quick_training_run_then_reuse(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- ablation-columns:start -->\nold\n<!-- ablation-columns:end -->\n")
-    cmd = [str(BIN / "yolo-revcol"), "ablation", "--quick", "--study", "columns", "--variants", "c2f-1col"]
+    cmd = [str(BIN / "yolo-revcol"), "accuracy", "--quick", "--study", "columns", "--variants", "c2f-1col"]
     cmd += ["--seeds", "0", "--out", str(tmp_path), "--project", str(tmp_path / "p"), "--readme", str(readme)]
     first = run(cmd, env={"YOLO_OFFLINE": "1"}, timeout=400)
     assert "reused run" not in first.stdout
@@ -94,20 +95,27 @@ def test_quick_training_run_then_reuse(tmp_path):
     assert all(r["seeds"] == "1" and 0 <= float(r["map50_95_mean"]) <= 1 for r in rows)
     assert rows[2]["verdict"] == "n/a"  # one seed decides nothing
     assert "| c2f-1col |" in readme.read_text() and "old" not in readme.read_text()
-    assert (tmp_path / "ablation_scatter.png").stat().st_size > 10_000
+    assert (tmp_path / "ablation_columns.png").stat().st_size > 10_000
     second = run(cmd, env={"YOLO_OFFLINE": "1"}, timeout=400)
     assert second.stdout.count("(reused run)") == 3  # identical YAML and settings: nothing retrained
     again = list(csv.DictReader(open(tmp_path / "ablation_columns.csv")))
     assert [r["map50_95_mean"] for r in again] == [r["map50_95_mean"] for r in rows]
 
 
-def test_unknown_variant_is_rejected(tmp_path):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--study", "columns", "--variants", "nope"], "unknown variant(s) nope"),
+        (["--variants", "c2f-1col"], "--variants needs --study"),
+        (["--study", "columns", "--models", "yolov8n.yaml"], "leave out --models"),
+        (["--study", "nope"], "invalid choice: 'nope'"),
+    ],
+)
+def test_bad_study_arguments_are_named(args, message):
     import subprocess
 
-    proc = subprocess.run(
-        [str(BIN / "yolo-revcol"), "ablation", "--variants", "nope", "--no-train"], capture_output=True, text=True
-    )
-    assert proc.returncode == 2 and "unknown variant(s) nope" in proc.stderr
+    proc = subprocess.run([str(BIN / "yolo-revcol"), "accuracy", "--no-train", *args], capture_output=True, text=True)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
 
 
 def test_stocklike_one_column_has_the_stock_backbone_size():

@@ -15,17 +15,15 @@ from conftest import BIN, CFG, run
 
 from yolo_revcol.tools.bench_accuracy import (
     Result,
-    Settings,
-    decide,
     equal_cost_rows,
     frontier_at,
-    mean_std,
     resolve_model,
     run_key,
     scaled_stock_yaml,
     summary_rows,
     train_cached,
 )
+from yolo_revcol.tools.toolbox import Settings, decide, mean_std
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +197,7 @@ def test_ledger_run_is_reused_by_key_and_its_notes_ignored(tmp_path):
     fields = dict(params=1, gflops=0.1, gflops_640=1.0, map50=0.5, map50_95=0.25, train_s=1.0, loop_s=1.0)
     fields.update(rss_mib=1.0, save_dir="gone", seed=3, source="imported")
     (ledger / f"anything-seed3-{key}.json").write_text(json.dumps(fields))
-    result, reused = train_cached("yolov8n.yaml", data, tmp_path / "project", settings, tmp_path, ledger)
+    result, reused = train_cached("yolov8n.yaml", data, tmp_path / "project", settings, ledger)
     assert reused and result.map50_95 == 0.25 and result.name == "yolov8n" and result.curve == []
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import sys
 
 COMMANDS = {
-    "ablation": ("yolo_revcol.tools.ablation", "RevCol ablations (design, columns, budget): params, GFLOPs, mAP"),
-    "accuracy": ("yolo_revcol.tools.bench_accuracy", "train stock yolov8n and yolov8n-revcol alike: mAP, time, memory"),
+    "ablation": ("yolo_revcol.tools.bench_accuracy:ablation_main", "former name of accuracy --study"),
+    "accuracy": (
+        "yolo_revcol.tools.bench_accuracy",
+        "train stock and RevCol models alike (--study: variants of the RevCol row): mAP, time, memory",
+    ),
     "cfg": ("yolo_revcol.tools.configs", "list the shipped model and dataset YAMLs, or copy one out for editing"),
     "compare": ("yolo_revcol.tools.compare", "params/GFLOPs of RevCol YOLO models vs stock Ultralytics models"),
     "data": (
@@ -56,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] not in COMMANDS:
         print(unknown_command(argv[0]), file=sys.stderr)
         return 2
-    return importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:]) or 0
+    module, _, function = COMMANDS[argv[0]][0].partition(":")
+    return getattr(importlib.import_module(module), function or "main")(argv[1:]) or 0
 
 
 if __name__ == "__main__":

@@ -27,9 +27,7 @@ import hashlib
 import json
 import math
 import re
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,57 +38,33 @@ from pathlib import Path
 
 from ..integration.resolve import unscaled
 from ..paths import cfg_dir
-from .report import command_line, figure, machine, markdown_table, offline, replace_blocks, write_result
-from .variants import find_variant, variant_path
+from .toolbox import (
+    DISTILL_FIELDS,
+    SIGNIFICANCE,
+    Settings,
+    command_line,
+    decide,
+    diff_se,
+    figure,
+    machine,
+    markdown_table,
+    mean_std,
+    model_size,
+    offline,
+    peak_rss_kib,
+    pm,
+    ratio,
+    replace_blocks,
+    run_child,
+    write_result,
+)
+from .variants import BASE_YAML, SHIPPED, STUDIES, find_variant, variant_path
 
 DEFAULT_MODELS = ("yolov8n.yaml", "yolov8n-revcol.yaml")  # first one is the baseline of the ratio rows
 DEFAULT_DATA = "datasets/revcol-shapes.yaml"  # relative to cfg_dir()
 DEFAULT_SEEDS = (0, 1, 2)
 MAP_COLUMN = "metrics/mAP50-95(B)"
-SIGNIFICANCE = 2.0  # a difference of means counts only beyond this many standard errors
-# The subprocess entry point: trains one model from a JSON spec and writes a JSON result.
-CHILD = "import sys; from yolo_revcol.tools.bench_accuracy import child_main; sys.exit(child_main(sys.argv[1:]))"
 
-
-@dataclass
-class Settings:
-    """Training settings shared by every run of one benchmark (Ultralytics ``train`` arguments).
-
-    Ultralytics' own recipe (warm-up 3 epochs, mosaic off for the last 10, its augmentation and loss weights) at the
-    schedule calibrated for this benchmark (README, "Accuracy"), except the learning rate: for runs this short,
-    ``optimizer=auto`` picks AdamW at lr 0.000833 (8 classes), which learns too slowly for both models alike; AdamW at
-    0.002 is used instead.
-    """
-
-    epochs: int = 40
-    imgsz: int = 160
-    batch: int = 16
-    optimizer: str = "AdamW"
-    lr0: float = 0.002
-    warmup_epochs: float = 3.0
-    close_mosaic: int = 10
-    seed: int = 0
-    workers: int = 2
-    deterministic: bool = True
-    plots: bool = False
-    device: str = "cpu"
-    # Knowledge distillation (Ultralytics' ``distill_model``): the teacher's run (``ledger_path`` stem) and the loss
-    # weight ``dis``. At their defaults (no teacher) they are left out of a run's identity, so runs from before they
-    # existed keep their keys.
-    distill: str = ""
-    dis: float = 6.0
-
-    def describe(self) -> str:
-        """One line listing every setting but the seed and the per-model distillation, for the report header."""
-        return ", ".join(f"{k} {v}" for k, v in asdict(self).items() if k not in ("seed", *DISTILL_FIELDS))
-
-    def identity(self) -> dict:
-        """The settings that make a run what it is: every field, the distillation ones only when a teacher is set."""
-        d = asdict(self)
-        return d if self.distill else {k: v for k, v in d.items() if k not in DISTILL_FIELDS}
-
-
-DISTILL_FIELDS = ("distill", "dis")
 KD_SUFFIX = "+kd"  # `--models yolov8n-revcol.yaml+kd`: train that model with the --teacher's distillation
 
 
@@ -229,12 +203,6 @@ def resolve_model(name: str, folder: Path | None = None) -> str:
     return str(cfg_dir() / name) if (cfg_dir() / name).is_file() or (cfg_dir() / unified).is_file() else name
 
 
-def peak_rss_mib() -> float:
-    """Peak RSS of this process, or of a child it waited for (DataLoader workers), whichever is larger, in MiB."""
-    kib = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return kib / (2**20 if sys.platform == "darwin" else 2**10)  # macOS reports bytes, Linux KiB
-
-
 def train_one(model: str, data: str, project: str, name: str, settings: dict, teacher: str | None = None) -> dict:
     """Train one model from its YAML in this process and measure it; meant to run in a fresh subprocess.
 
@@ -276,17 +244,10 @@ def train_one(model: str, data: str, project: str, name: str, settings: dict, te
         map50=float(values.get("metrics/mAP50(B)", math.nan)),
         map50_95=float(values.get(MAP_COLUMN, math.nan)),
         train_s=train_s,
-        rss_mib=peak_rss_mib(),  # last, after everything the run allocated
+        rss_mib=peak_rss_kib(children=True) / 1024,  # last, after everything the run allocated
         save_dir=str(yolo.trainer.save_dir),
         train_only=train_only,
     )
-
-
-def child_main(argv: list[str]) -> int:
-    """Subprocess entry: ``argv`` is ``[spec JSON, result path]``; trains and writes the result as JSON."""
-    spec, out = json.loads(argv[0]), Path(argv[1])
-    out.write_text(json.dumps(train_one(**spec)))
-    return 0
 
 
 def read_results_csv(save_dir: Path) -> list[dict[str, str]]:
@@ -303,7 +264,6 @@ def run_model(
     data: str,
     project: Path,
     settings: Settings,
-    tmp: Path,
     name: str | None = None,
     teacher: str | None = None,
 ) -> Result:
@@ -316,13 +276,9 @@ def run_model(
     """
     name = name or Path(model).stem
     run_name = f"{name}-seed{settings.seed}"
-    out = tmp / f"{run_name}.json"
     spec = dict(model=model, data=data, project=str(project), name=run_name, settings=asdict(settings), teacher=teacher)
     print(f"\n== {run_name}: training in a subprocess ({settings.epochs} epochs, imgsz {settings.imgsz})", flush=True)
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec), str(out)])  # inherits YOLO_OFFLINE
-    if proc.returncode != 0 or not out.is_file():
-        raise RuntimeError(f"training {run_name} failed (exit code {proc.returncode})")
-    measured = json.loads(out.read_text())
+    measured = run_child(f"{__name__}:train_one", spec)  # inherits YOLO_OFFLINE
     rows = read_results_csv(Path(measured["save_dir"]))
     curve = [float(r.get(MAP_COLUMN, "nan") or "nan") for r in rows]
     loop_s = float(rows[-1].get("time", "nan")) if rows else math.nan
@@ -367,7 +323,6 @@ def train_cached(
     data: str,
     project: Path,
     settings: Settings,
-    tmp: Path,
     ledger: Path | None = None,
     name: str | None = None,
     teacher: str | None = None,
@@ -390,7 +345,7 @@ def train_cached(
             result = Result(**{**known_fields, "name": name})  # other keys: provenance notes
             if not need_weights or best_weights(result).is_file():
                 return result, True
-    result = run_model(model, data, project, settings, tmp, name, teacher)
+    result = run_model(model, data, project, settings, name, teacher)
     for path in [cache] + ([ledger_path(ledger, name, settings, key)] if ledger is not None else []):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(result), indent=1) + "\n")
@@ -420,8 +375,7 @@ def prepare_teacher(
 ) -> Teacher:
     """Train the teacher (``model`` with ``settings`` and ``seed``) unless the ledger has it with its weights."""
     run_settings = Settings(**{**asdict(settings), "seed": seed, "distill": ""})
-    with tempfile.TemporaryDirectory(prefix="yolo_revcol_teacher_") as tmp:
-        result, _ = train_cached(model, data, project, run_settings, Path(tmp), ledger, need_weights=True)
+    result, _ = train_cached(model, data, project, run_settings, ledger, need_weights=True)
     key = run_key(model, data, run_settings)
     print(
         f"teacher {Path(model).stem} seed {seed}: mAP50-95 {result.map50_95:.3f} ({best_weights(result)})", flush=True
@@ -457,10 +411,9 @@ def train_all(
         if kd and teacher is None:
             raise ValueError(f"{model}: distillation needs a teacher (--teacher)")
         name = Path(path).stem + (KD_SUFFIX if kd else "")
-        with tempfile.TemporaryDirectory(prefix="yolo_revcol_run_") as tmp:
-            run_settings = Settings(**{**asdict(settings), "seed": seed, "distill": teacher.name if kd else ""})
-            weights = teacher.weights if kd else None
-            result, reused = train_cached(path, data, project, run_settings, Path(tmp), ledger, name, weights)
+        run_settings = Settings(**{**asdict(settings), "seed": seed, "distill": teacher.name if kd else ""})
+        weights = teacher.weights if kd else None
+        result, reused = train_cached(path, data, project, run_settings, ledger, name, weights)
         reuse = " (reused run)" if reused else ""
         print(f"{name} seed {seed}: mAP50-95 {result.map50_95:.3f}{reuse}", flush=True)
         return model, result
@@ -472,32 +425,6 @@ def train_all(
             if on_result is not None:
                 on_result({m: list(r) for m, r in results.items() if r})
     return results
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def decide(variant: list[float], baseline: list[float], k: float = SIGNIFICANCE) -> tuple[float, float, str]:
-    """The decision rule: is ``variant`` better than ``baseline`` (per-seed scores, higher is better)?
-
-    The difference of means counts only when it exceeds ``k`` standard errors of that difference,
-    ``sqrt(s_v^2 / n_v + s_b^2 / n_b)`` with sample standard deviations; below two seeds on either side nothing is
-    decided.
-
-    Returns:
-        (tuple[float, float, str]): Difference of means, its standard error, and "better", "worse",
-            "no difference" or "n/a" (too few seeds).
-    """
-    (mv, sv), (mb, sb) = mean_std(variant), mean_std(baseline)
-    diff = mv - mb
-    if len(variant) < 2 or len(baseline) < 2:
-        return diff, math.nan, "n/a"
-    se = math.sqrt(sv**2 / len(variant) + sb**2 / len(baseline))
-    if abs(diff) > k * se:
-        return diff, se, "better" if diff > 0 else "worse"
-    return diff, se, "no difference"
 
 
 def prepare_data(data: str) -> None:
@@ -526,22 +453,6 @@ def resolve_data(data: str | None, quick: bool, root: Path) -> str:
     data = str(Path(data).resolve()) if Path(data).is_file() else data  # else an Ultralytics dataset name
     prepare_data(data)
     return data
-
-
-def ratio(a: float, b: float) -> str:
-    """``a / b`` with three decimals, or empty when undefined."""
-    return f"{a / b:.3f}" if b and not (math.isnan(a) or math.isnan(b)) else ""
-
-
-def pm(values: list[float]) -> str:
-    """``mean ± std`` with three decimals; a single value alone (one seed has no spread to show)."""
-    m, s = mean_std(values)
-    return f"{m:.3f} ± {s:.3f}" if len(values) > 1 else f"{m:.3f}"
-
-
-def diff_se(diff: float, se: float) -> str:
-    """``difference ± SE`` with three decimals; the difference alone where the SE is undefined (one seed)."""
-    return f"{diff:+.3f}" if math.isnan(se) else f"{diff:+.3f} ± {se:.3f}"
 
 
 RUN_HEADER = ("model", "seed", "mAP50", "mAP50-95", "train (s)", "loop (s)", "peak RSS (MiB)")
@@ -759,6 +670,105 @@ def plot(results: dict[str, list[Result]], title: str, path: Path) -> None:
         ax.legend()
 
 
+# --------------------------------------------------------------------- studies: variants of the shipped RevCol row
+
+STUDY_HEADER = ("variant", "what changes", "params (M)", "GFLOPs @640", "params ratio", "GFLOPs ratio", "seeds")
+STUDY_HEADER += ("mAP50-95", "ratio to stock", "vs shipped", f"verdict ({SIGNIFICANCE:g} SE)", "train (s)")
+STUDY_CSV_HEADER = ("variant", "params", "gflops_640", "seeds", "map50_95_mean", "map50_95_std", "diff_vs_shipped")
+STUDY_CSV_HEADER += ("se_vs_shipped", "verdict", "train_s_mean")
+
+
+@dataclass
+class StudyRow:
+    """One row of a study table: stock, the shipped row or a variant, its size and its runs (empty if untrained)."""
+
+    name: str
+    what: str
+    params: int
+    gflops: float
+    runs: list[Result] = field(default_factory=list)
+
+    @property
+    def maps(self) -> list[float]:
+        """mAP50-95 of every seed."""
+        return [r.map50_95 for r in self.runs]
+
+
+def study_rows(rows: list[StudyRow]) -> tuple[list[list], list[list]]:
+    """Markdown and full-precision CSV rows of a study: ``rows`` is stock, the shipped row, then the variants; ratios
+    to stock, verdicts of every variant against the shipped row."""
+    stock, shipped = rows[0], rows[1]
+    table, csv = [], []
+    for r in rows:
+        cmp = decide(r.maps, shipped.maps) if r.runs and shipped.runs and r not in (stock, shipped) else None
+        (m, sd), train = (mean_std(r.maps), mean_std([x.train_s for x in r.runs])[0]) if r.runs else ((0, 0), 0)
+        cells = [r.name, r.what, f"{r.params / 1e6:.2f}", f"{r.gflops:.1f}", f"{r.params / stock.params:.3f}"]
+        cells += [f"{r.gflops / stock.gflops:.3f}", len(r.runs)]
+        if r.runs:
+            cells += [pm(r.maps), ratio(m, mean_std(stock.maps)[0] if stock.runs else math.nan)]
+            cells += [diff_se(*cmp[:2]), cmp[2]] if cmp else ["", "reference" if r is shipped else ""]
+            cells += [f"{train:.0f}"]
+        table.append(cells + [""] * (len(STUDY_HEADER) - len(cells)))
+        nan = math.nan
+        csv.append([r.name, r.params, r.gflops, len(r.runs), *((m, sd) if r.runs else (nan, nan))])
+        csv[-1] += [*(cmp or (nan, nan, "")), train if r.runs else nan]
+    return table, csv
+
+
+def run_studies(args: argparse.Namespace, settings: Settings, project: Path) -> int:
+    """``--study``: train stock, the shipped row and every variant of the chosen studies; write one table each."""
+    scale = args.scale
+    rows = {"stock": StudyRow("stock", "YOLOv8 backbone (reference)", *model_size(f"yolov8{scale}.yaml")[:2])}
+    paths = {"stock": f"yolov8{scale}.yaml"}
+    studies = {s: [v for v in STUDIES[s] if not args.variants or v.name in args.variants] for s in args.study}
+    for v in [SHIPPED, *(v for vs in studies.values() for v in vs)]:
+        paths[v.name] = str(variant_path(v, project / "yamls", scale))  # yolov8<scale>-revcol-<name>.yaml
+        rows[v.name] = StudyRow(v.name, v.what, *model_size(paths[v.name])[:2])
+        print(f"{Path(paths[v.name]).name}: {rows[v.name].params / 1e6:.2f} M params, {rows[v.name].gflops:.1f} GFLOPs")
+    how = "params/GFLOPs only (not trained)"
+    if not args.no_train:
+        data = resolve_data(args.data, args.quick, project / "data")
+        how = (
+            f"trained from scratch on {Path(data).stem}, identical settings, seeds {', '.join(map(str, args.seeds))}: "
+            f"{settings.describe()}; mAP50-95 of the final validation of best.pt, mean ± sample standard deviation; "
+            f"verdict against the shipped row by the {SIGNIFICANCE:g}-standard-error rule"
+        )
+    note = (
+        f"Measured by `{command_line()}` on {machine()}.\nScale {scale}, variants of cfg/{BASE_YAML} (RevCol row "
+        f"only; params and GFLOPs of the inference model, ratios against stock yolov8{scale}); {how}.\n"
+    )
+
+    def report(results: dict[str, list[Result]]) -> None:
+        """Write every study's table and plot from the runs finished so far."""
+        for name, row in rows.items():
+            row.runs = results.get(paths[name], [])
+        for study, variants in studies.items():
+            chosen = [rows["stock"], rows["shipped"], *(rows[v.name] for v in variants)]
+            table, csv = study_rows(chosen)
+            title = f"{study}: mAP50-95 per epoch (scale {scale}, imgsz {settings.imgsz})"
+            curves = {r.name: r.runs for r in chosen if r.runs}
+            write_result(
+                args.out / f"ablation_{study}",
+                note + "\n" + markdown_table(STUDY_HEADER, table),
+                STUDY_CSV_HEADER,
+                csv,
+                plot=None if args.no_train else lambda path, c=curves, t=title: plot(c, t, path),
+                readme=args.readme,
+                block=f"ablation-{study}",
+                echo=False,  # refreshed after every finished run; printed once at the end
+            )
+
+    if args.no_train:
+        report({})
+    else:
+        models = list(dict.fromkeys(paths.values()))
+        ledger = args.out / "runs" / Path(data).stem
+        report(train_all(models, args.seeds, data, project / Path(data).stem, settings, args.jobs, report, ledger))
+    for study in studies:
+        print(f"\n## {study}\n" + (args.out / f"ablation_{study}.md").read_text())
+    return 0
+
+
 def add_training_arguments(p: argparse.ArgumentParser) -> None:
     """Add the training settings every training benchmark shares (``--epochs`` .. ``--quick``, ``--seeds``,
     ``--jobs``), defaults from ``Settings``; ``--epochs`` and ``--imgsz`` stay None when not given, for ``--quick``
@@ -808,9 +818,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--models",
         nargs="+",
-        default=list(DEFAULT_MODELS),
-        help=f"model YAMLs; the first is the baseline; NAME{KD_SUFFIX} trains NAME distilled from --teacher",
+        help=f"model YAMLs; the first is the baseline; NAME{KD_SUFFIX} trains NAME distilled from --teacher (default: "
+        f"{' '.join(DEFAULT_MODELS)})",
     )
+    p.add_argument(
+        "--study",
+        nargs="+",
+        choices=list(STUDIES),
+        help="instead of --models: stock, the shipped RevCol row and the variants of these studies (ablation_<study>"
+        ".md/.csv/.png, <!-- ablation-<study> --> blocks)",
+    )
+    p.add_argument("--variants", nargs="+", help="with --study: only these variants (stock and shipped always)")
+    p.add_argument("--scale", default="n", choices=list("nsmlx"), help="with --study: the scale (default n)")
+    p.add_argument("--no-train", action="store_true", help="with --study: params and GFLOPs only")
     add_training_arguments(p)
     p.add_argument(
         "--teacher",
@@ -830,6 +850,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     fill_training_defaults(p, args)
+    if args.study and args.models:
+        p.error("--study trains its own models; leave out --models")
+    unknown = sorted(set(args.variants or ()) - {v.name for vs in STUDIES.values() for v in vs})
+    if unknown or (args.variants and not args.study):
+        known = ", ".join(sorted(v.name for vs in STUDIES.values() for v in vs))
+        p.error(f"unknown variant(s) {', '.join(unknown)}; known: {known}" if unknown else "--variants needs --study")
+    args.models = args.models or list(DEFAULT_MODELS)
     if any(split_kd(m)[1] for m in args.models) != bool(args.teacher):
         p.error(f"--teacher is needed by, and only by, models named with {KD_SUFFIX} (got --models {args.models})")
     for m in (split_kd(m)[0] for m in args.models):
@@ -847,6 +874,8 @@ def main(argv: list[str] | None = None) -> int:
     offline()  # before Ultralytics is imported; subprocesses inherit it
     settings = settings_of(args)
     project = args.project.resolve()  # absolute: Ultralytics puts relative projects under runs/<task>/
+    if args.study:
+        return run_studies(args, settings, project)
     models = [resolve_model(m, project / "yamls") + (KD_SUFFIX if kd else "") for m, kd in map(split_kd, args.models)]
     # What the tables and run folders are named by
     names = [Path(path).stem + (KD_SUFFIX if kd else "") for path, kd in map(split_kd, models)]
@@ -907,6 +936,14 @@ def main(argv: list[str] | None = None) -> int:
     results = train_all(models, args.seeds, data, project / stem, settings, args.jobs, report, ledger, teacher)
     report(results, echo=True)
     return 0
+
+
+def ablation_main(argv: list[str] | None = None) -> int:
+    """``yolo-revcol ablation ...``, the former name of ``yolo-revcol accuracy --study ...`` (every study when none is
+    named), kept so that the commands recorded in older reports still run."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    print("yolo-revcol ablation is now yolo-revcol accuracy --study NAME", file=sys.stderr)
+    return main(argv if "--study" in argv else ["--study", *STUDIES, *argv])
 
 
 if __name__ == "__main__":

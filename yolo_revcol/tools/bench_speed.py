@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..paths import cfg_dir
-from .report import command_line, figure, machine, markdown_table, write_result
+from .toolbox import command_line, figure, machine, markdown_table, write_result
 
 SCALES = "nsmlx"
 STOCK_YAML, REVCOL_YAML = "yolov8{s}.yaml", "yolov8{s}-revcol.yaml"  # stock from Ultralytics, RevCol from cfg/

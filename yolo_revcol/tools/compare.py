@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..paths import cfg_dir
-from .report import command_line, figure, machine, markdown_table, replace_blocks, write_result
+from .toolbox import command_line, figure, machine, markdown_table, replace_blocks, write_result
 
 SCALES = "nsmlx"
 TARGET = 0.80  # RevCol / stock, for parameters and for GFLOPs

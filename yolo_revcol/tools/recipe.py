@@ -15,7 +15,7 @@ import argparse
 import sys
 from dataclasses import asdict
 
-from .bench_accuracy import Settings
+from .toolbox import Settings
 
 
 def train_arguments(**overrides) -> str:
