@@ -1,7 +1,7 @@
-"""Memory, reconstruction-error and step-time benchmark of RevCol's reversible path; same as `yolo-revcol memory`.
+"""Training memory of RevCol's reversible path and the exactness of its reverse pass; same as `yolo-revcol memory`.
 
 Usage: python runs_scripts/bench_memory.py [--sections memory aux paper] [--quick] [--blocks c2f convnext]
-       [--out results] [--readme README.md]
+       [--out results] [--readme README.md docs/benchmarks.md]
 """
 
 import sys
