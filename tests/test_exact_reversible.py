@@ -74,7 +74,6 @@ def test_default_arguments_are_exact_and_flat_in_columns(block, autocast, tol):
     for columns in (2, 4, 8, 16):
         torch.manual_seed(0)
         model = trained_like(RevCol(**config(block, columns))).train()  # only the model's defaults otherwise
-        assert model.checkpoint_every == "auto" and model.checkpoint_interval(model.stem(x)) == 0
         model.reversible = False
         out_plain, g_plain, _ = step(model, x, autocast)
         model.reversible = True

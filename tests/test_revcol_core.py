@@ -68,12 +68,9 @@ def test_feature_info_describes_the_outputs(tiny_cfg):
         assert torch.equal(o, c)  # the named module computes exactly this output
 
 
-@pytest.mark.parametrize(
-    "dtype, tol, checkpoint_every",
-    [(torch.float64, 1e-9, 0), (torch.float32, 1e-4, 0), (torch.float64, 1e-9, 2)],
-)
-def test_reversible_gradients_equal_plain(tiny_cfg, dtype, tol, checkpoint_every):
-    cfg = dict(tiny_cfg, columns=4, drop_path=0.3, checkpoint_every=checkpoint_every)
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-9), (torch.float32, 1e-4)])
+def test_reversible_gradients_equal_plain(tiny_cfg, dtype, tol):
+    cfg = dict(tiny_cfg, columns=4, drop_path=0.3)
     model = perturb(RevCol(**cfg)).to(dtype).train()
     x = torch.randn(3, 3, 64, 64, dtype=dtype)
     weights = loss_weights(cfg, 3, 64, dtype)
@@ -111,16 +108,13 @@ def test_saved_memory_does_not_grow_with_columns(block):
     x = torch.randn(2, 3, 128, 128)
 
     def measure(columns: int, reversible: bool) -> int:
-        model = RevCol(**cfg, columns=columns, reversible=reversible).train()  # default checkpoint_every: auto
+        model = RevCol(**cfg, columns=columns, reversible=reversible).train()
         return saved_bytes(lambda: model(x))
 
     rev2, rev4, rev8 = (measure(n, True) for n in (2, 4, 8))
     plain4 = measure(4, False)
     assert rev8 <= 1.25 * rev2
     assert rev4 <= 0.10 * plain4
-    # Checkpoints trade memory for accuracy: each one keeps a column's states.
-    model = RevCol(**cfg, columns=8, checkpoint_every=2).train()
-    assert saved_bytes(lambda: model(x)) > rev8
 
 
 def test_bf16_autocast_keeps_states_and_alpha_float32(tiny_cfg):
@@ -218,8 +212,6 @@ def test_second_backward_and_double_backward_raise(tiny_cfg):
         (dict(mlp_ratio=0), "'mlp_ratio' must be a number > 0, got 0"),
         (dict(drop_path=1.0), "'drop_path' must be a number in \\[0, 1\\), got 1.0"),
         (dict(reversible="yes"), "'reversible' must be true or false, got 'yes'"),
-        (dict(checkpoint_every=-1), "'checkpoint_every' must be 'auto' or an integer >= 0 .*, got -1"),
-        (dict(checkpoint_every="often"), "'checkpoint_every' must be 'auto' or an integer >= 0 .*, got 'often'"),
         (dict(layer_scale=0), "'layer_scale' must be a number > 0, got 0"),
         (dict(block="resnet"), "'block' must be one of convnext, c2f, inverted, got 'resnet'"),
         (dict(stem="conv"), "'stem' must be one of patchify, yolo, got 'conv'"),
@@ -242,7 +234,7 @@ def test_every_argument_is_checked_once_from_the_signature(tiny_cfg):
     assert list(ARG_CHECKS) == names  # a new argument without a check (or a stale check) fails here
     assert list(ARG_NAMES) == names[1:] and REQUIRED == ("channels", "layers", "columns")
     args = RevCol.check_args(**dict(tiny_cfg, columns=2))
-    assert list(args) == names and args["checkpoint_every"] == "auto" and args["layer_scale"] == 1e-6
+    assert list(args) == names and args["layer_scale"] == 1e-6
     assert RevCol.check_args(3, [8, 16, 24, 32], [1, 1, 1, 1], 2, block="c2f")["mlp_ratio"] is None
     with pytest.raises(TypeError, match="missing a required argument: 'layers'"):
         RevCol(3, [8, 16, 24, 32])
@@ -287,7 +279,7 @@ def test_backward_reports_reconstruction_error_and_warns_when_it_is_large():
 
     # Reconstruction is exact, even over 16 columns in float32 with trained-looking weights and no kept states.
     for columns in (2, 16):
-        model = perturb(RevCol(**cfg, columns=columns, checkpoint_every=0), scale=1.0).train()
+        model = perturb(RevCol(**cfg, columns=columns), scale=1.0).train()
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             backward(model)
@@ -298,18 +290,12 @@ def test_backward_reports_reconstruction_error_and_warns_when_it_is_large():
     def nondeterministic(module, args, out):
         return out * (1 + 1e-3 * torch.randn_like(out)) if torch.is_grad_enabled() else out
 
-    model = perturb(RevCol(**cfg, columns=4, checkpoint_every=0), scale=1.0).train()
+    model = perturb(RevCol(**cfg, columns=4), scale=1.0).train()
     for level in (level for column in model.columns for level in column.levels):
         level.register_forward_hook(nondeterministic)
-    with pytest.warns(RuntimeWarning, match=r"reconstruction error .* over 4 columns \(checkpoint_every=0\)"):
+    with pytest.warns(RuntimeWarning, match=r"reconstruction error .* over 4 columns; gradients are inaccurate"):
         backward(model)
     assert float(model.reconstruction_error) > RevCol.RECONSTRUCTION_WARN
-    # Keeping every column's states reconstructs nothing; only the recomputation's own noise remains.
-    model.checkpoint_every = 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        backward(model)
-    assert float(model.reconstruction_error) < 1e-2
 
 
 C2F_CFG = dict(c1=3, channels=[8, 16, 24, 32], layers=[1, 2, 2, 1], columns=3, block="c2f", stem="yolo")
@@ -400,7 +386,6 @@ def test_default_arguments_give_gradients_near_plain(tiny_cfg, block, columns, a
     cfg = dict(tiny_cfg, columns=columns) if block == "convnext" else dict(C2F_CFG, columns=columns)
     torch.manual_seed(0)
     model = perturb(randomize_batchnorms(RevCol(**cfg))).train()  # trained-like; only the model's defaults
-    assert model.checkpoint_every == "auto"
     assert gradient_error(model, autocast, columns) <= tol
     assert float(model.reconstruction_error) == 0.0
     if block == "c2f" and columns == 8:
@@ -418,18 +403,15 @@ def test_default_arguments_give_gradients_near_plain(tiny_cfg, block, columns, a
         assert relative_error(run_step(wider, x, weights)[1], grads) > tol
 
 
-def test_checkpoint_every_auto_keeps_no_column_and_explicit_values_win(tiny_cfg):
-    x = torch.randn(1, 3, 64, 64)
-    for columns in (2, 8, 16):  # reconstruction is exact in every dtype: nothing to keep
-        model = RevCol(**dict(tiny_cfg, columns=columns)).train()
-        stem = model.stem(x)
-        assert model.checkpoint_interval(stem) == 0
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert model.checkpoint_interval(stem) == 0
-        assert model.double().checkpoint_interval(stem.double()) == 0
-    assert RevCol(**dict(tiny_cfg, columns=8), checkpoint_every=None).checkpoint_every == "auto"
-    for explicit in (0, 3):
-        assert RevCol(**dict(tiny_cfg, columns=8), checkpoint_every=explicit).checkpoint_interval(stem) == explicit
+@pytest.mark.parametrize("value", [0, 2, "auto", None])
+def test_removed_checkpoint_every_is_named_in_a_warning_and_ignored(tiny_cfg, value):
+    torch.manual_seed(0)
+    plain = RevCol(**tiny_cfg)
+    torch.manual_seed(0)
+    with pytest.warns(FutureWarning, match=r"RevCol: argument 'checkpoint_every' .* removed: the reverse pass"):
+        old = RevCol(**tiny_cfg, checkpoint_every=value)
+    assert "checkpoint_every" not in vars(old)
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), old.state_dict().values()))
 
 
 @pytest.mark.parametrize("block, stem", [("convnext", "patchify"), ("c2f", "yolo"), ("c2f", "patchify")])
@@ -491,10 +473,10 @@ def aux_step(model: RevCol, x: torch.Tensor, seed: int = 1) -> list[torch.Tensor
     return [x.grad] + [p.grad if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
 
 
-@pytest.mark.parametrize("columns, checkpoint_every", [(2, 0), (3, 0), (4, 2), (8, 0)])
-def test_aux_gradients_through_reversible_path_equal_plain(tiny_cfg, columns, checkpoint_every):
+@pytest.mark.parametrize("columns", [2, 3, 4, 8])
+def test_aux_gradients_through_reversible_path_equal_plain(tiny_cfg, columns):
     torch.manual_seed(0)
-    model = aux_model(tiny_cfg, columns, checkpoint_every=checkpoint_every).double().train()
+    model = aux_model(tiny_cfg, columns).double().train()
     x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
     reversible = aux_step(model, x)
     model.reversible = False

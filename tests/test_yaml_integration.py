@@ -72,8 +72,19 @@ def test_single_channel_input(base_yaml):
 
 def test_reversible_can_be_switched_off_from_yaml(base_yaml):
     d = copy.deepcopy(base_yaml)
-    d["backbone"][0][3][-1] = {"reversible": False, "checkpoint_every": 0}
+    d["backbone"][0][3][-1] = {"reversible": False}
     assert build(d).model[0].reversible is False
+
+
+def test_yaml_naming_removed_checkpoint_every_warns_with_the_layer_and_builds_the_same_model(base_yaml):
+    torch.manual_seed(0)
+    shipped = build(base_yaml)
+    torch.manual_seed(0)
+    match = r"model YAML layer 0 \(RevCol\): argument 'checkpoint_every' \(2\) is ignored"
+    with pytest.warns(FutureWarning, match=match):
+        old = build(edit_args(base_yaml, checkpoint_every=2))
+    assert "checkpoint_every" not in vars(old.model[0])
+    assert all(torch.equal(a, b) for a, b in zip(shipped.state_dict().values(), old.state_dict().values()))
 
 
 def test_registration_is_idempotent():
@@ -145,9 +156,9 @@ def edit_args(d: dict, **changes) -> dict:
         (lambda d: edit_args(d, columns=0), r"layer 0 \(RevCol\).*'columns' must be an integer >= 1, got 0"),
         (lambda d: edit_args(d, aux=-0.5), r"layer 0 \(RevCol\).*'aux' must be a number >= 0 \(0: off\), got -0.5"),
         (
-            lambda d: edit_args(d, checkpoint_every="often"),
-            r"layer 0 \(RevCol\).*'checkpoint_every' must be 'auto' or an integer >= 0 "
-            r"\(0: keep no column\), got 'often'",
+            lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, 3, None, 0.0, True, 2]]),
+            r"layer 0 \(RevCol\): takes at most 7 positional arguments .*reversible'\], got 8.* by name .*"
+            r"used to be checkpoint_every",
         ),
         (
             lambda d: edit_args(d, columns=1, aux=0.5),
@@ -177,7 +188,7 @@ def edit_args(d: dict, **changes) -> dict:
                     + ["dw", 0.0, 9],
                 ],
             ),
-            r"layer 0 \(RevCol\): takes at most 15 positional arguments",
+            r"layer 0 \(RevCol\): takes at most 7 positional arguments",
         ),
         (
             lambda d: edit(d, 0, [-1, 1, "RevCol", [[64, 128, 256, 512], [1, 1, 1, 1], 2, {"block": "resnet"}]]),

@@ -23,7 +23,6 @@ import torch
 from .. import nn as revcol_nn
 from . import resolve
 from .aux import attach_aux_heads, with_aux_loss
-from .legacy import with_current_defaults
 from .optimizer import with_no_decay
 from .transfer import with_structural_transfer
 from .yaml_args import expand_revcol_rows
@@ -144,7 +143,6 @@ def register(trainer_hooked: bool = False) -> None:
     wrap_once(tasks.BaseModel, "fuse", with_revcol_fuse)
     wrap_once(tasks.BaseModel, "loss", with_aux_loss)
     wrap_once(tasks.BaseModel, "load", with_structural_transfer)  # stock weights: neck and head by structure
-    wrap_once(tasks, "torch_safe_load", with_current_defaults)  # older checkpoints get today's defaults
     trainer = sys.modules.get(TRAINER_MODULE)
     if trainer is not None and hasattr(trainer, "BaseTrainer"):
         patch_trainer(trainer)

@@ -10,8 +10,10 @@ channels as their input channels. This module rewrites a model dictionary before
   and head are built with the right input channels.
 
 A RevCol row reads RevCol's constructor arguments after ``c1``, in signature order (``ARG_NAMES``: channels, layers,
-columns, kernel, ...; only those without a default are required); a trailing mapping may give any optional ones by
-name, e.g. ``[[64, 128, 256, 512], [3, 3, 9, 3], {n: 2, s: 2, m: 3, l: 3, x: 3}, {block: c2f, reversible: false}]``.
+columns, kernel, ...; only those without a default are required), positionally up to ``reversible`` (``POSITIONAL``);
+a trailing mapping may give any optional ones by name, e.g.
+``[[64, 128, 256, 512], [3, 3, 9, 3], {n: 2, s: 2, m: 3, l: 3, x: 3}, {block: c2f, reversible: false}]``. An option
+of ``REMOVED_ARGS`` (``checkpoint_every``) is ignored with a FutureWarning naming the layer.
 ``columns`` is an integer (every scale) or a mapping from scale name to integer.
 """
 
@@ -24,13 +26,15 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..nn.revcol import RevCol
+from ..nn.revcol import REMOVED_ARGS, RevCol, warn_removed
 
 __all__ = ("ModelYAMLError", "REVCOL_MODULES", "expand_revcol_rows")
 
 REVCOL_MODULES = frozenset({"RevCol"})  # YAML module names handled here
 PARAMETERS = list(inspect.signature(RevCol).parameters.values())[1:]  # c1 comes from the previous layer
 ARG_NAMES = tuple(p.name for p in PARAMETERS)  # what a row may give, positionally or as options
+# Positional up to reversible: the slot after it held checkpoint_every, so a longer row was written for other names
+POSITIONAL = ARG_NAMES[: ARG_NAMES.index("reversible") + 1]
 REQUIRED = tuple(p.name for p in PARAMETERS if p.default is inspect.Parameter.empty)
 
 
@@ -67,12 +71,17 @@ def _named_args(i: int, args) -> dict:
         raise ModelYAMLError(f"{where}: arguments must be a list, got {args!r}")
     args = list(args)
     options = args.pop() if args and isinstance(args[-1], Mapping) else {}
-    if len(args) > len(ARG_NAMES):
+    if len(args) > len(POSITIONAL):
         raise ModelYAMLError(
-            f"{where}: takes at most {len(ARG_NAMES)} positional arguments {list(ARG_NAMES)}, got {len(args)}: {args!r}"
+            f"{where}: takes at most {len(POSITIONAL)} positional arguments {list(POSITIONAL)}, got {len(args)}: "
+            f"{args!r}; give the others by name in a trailing mapping, e.g. {{block: c2f}} (the 8th positional "
+            "argument used to be checkpoint_every, which was removed)"
         )
-    named = dict(zip(ARG_NAMES, args))
+    named = dict(zip(POSITIONAL, args))
     for key, value in options.items():
+        if key in REMOVED_ARGS:
+            warn_removed(where, key, value, stacklevel=4)
+            continue
         if key not in ARG_NAMES:
             close = difflib.get_close_matches(str(key), ARG_NAMES, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}? " if close else ""

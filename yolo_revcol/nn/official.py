@@ -395,8 +395,7 @@ def build_official(cls: type, checkpoint, key: str | None = None, **options) -> 
         cls (type): The RevCol class.
         checkpoint (str | Path | Mapping): File or loaded contents, in any published layout.
         key (str | None): Entry to read; default the EMA weights when present, else "model".
-        **options: Further constructor arguments that do not change the architecture (drop_path, reversible,
-            checkpoint_every, aux).
+        **options: Further constructor arguments that do not change the architecture (drop_path, reversible, aux).
 
     Returns:
         (RevCol): The model with the checkpoint's weights; its ``official_load`` attribute holds the record.

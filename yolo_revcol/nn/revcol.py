@@ -17,7 +17,7 @@ from torch import nn
 
 from .column import DOWNS, NUM_LEVELS, Column, norm_of
 from .layers import BLOCKS, ChannelScale, ConvNorm, ImageDecoder
-from .reversible import ReversibleColumns, auto_checkpoint_every, compute_dtype, reversible_parameters
+from .reversible import ReversibleColumns, reversible_parameters
 
 __all__ = ("ARG_CHECKS", "Stem", "RevCol")
 
@@ -112,17 +112,6 @@ def _check_bool(name: str, value) -> bool:
     return value
 
 
-def _check_checkpoint_every(name: str, value) -> int | str:
-    """Return "auto" (for "auto" or None) or an int >= 0, or raise ValueError naming the argument and value."""
-    if value is None or (isinstance(value, str) and value == "auto"):
-        return "auto"
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
-        raise ValueError(
-            f"RevCol argument '{name}' must be 'auto' or an integer >= 0 (0: keep no column), got {value!r}"
-        )
-    return int(value)
-
-
 def _one_of(choices: tuple[str, ...]):
     """Return a check that accepts only the strings in ``choices``."""
 
@@ -191,7 +180,6 @@ ARG_CHECKS = {
     "mlp_ratio": _check_positive,
     "drop_path": _check_drop_path,
     "reversible": _check_bool,
-    "checkpoint_every": _check_checkpoint_every,
     "layer_scale": _check_positive,
     "block": _one_of(BLOCKS),
     "stem": _one_of(STEMS),
@@ -200,6 +188,21 @@ ARG_CHECKS = {
     "down": lambda name, value: None if value is None else _one_of(DOWNS)(name, value),
     "recon": _check_aux,
 }
+
+
+# Arguments earlier releases took, and why they went: a call or YAML that still gives one is warned and ignored.
+REMOVED_ARGS = {
+    "checkpoint_every": "the reverse pass rebuilds every column exactly, so keeping columns' states bought nothing",
+}
+
+
+def warn_removed(where: str, name: str, value, stacklevel: int = 2) -> None:
+    """Warn (FutureWarning, shown by default) that argument ``name`` of ``REMOVED_ARGS`` is ignored, and why."""
+    warnings.warn(
+        f"{where}: argument {name!r} ({value!r}) is ignored, it was removed: {REMOVED_ARGS[name]}; delete it",
+        FutureWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def _checked_arguments(init):
@@ -235,11 +238,6 @@ class RevCol(nn.Module):
             take none.
         drop_path (float): Largest DropPath probability; it rises linearly over each column's blocks.
         reversible (bool): Train through the reversible autograd path.
-        checkpoint_every (int | str): With reversible training, also keep every K-th column's states, which the
-            reverse pass then takes instead of reconstructing them (memory grows by one column's states per kept
-            column). Reconstruction is exact, so this buys no accuracy, only skips some reconstruction work; 1 keeps
-            every column's states (no reconstruction at all). "auto" (the default; None means the same) resolves per
-            forward, see ``checkpoint_interval``: to 0, keep no column, for every column count and dtype.
         layer_scale (float | None): Initial layer scale of convnext blocks (default 1e-6 as in ConvNeXt and RevCol;
             larger values switch the blocks on from the start); c2f blocks take none.
         block (str): Block family: "convnext" (the paper's ConvNeXt-style block and LayerNorm fusions), "c2f"
@@ -282,7 +280,6 @@ class RevCol(nn.Module):
         mlp_ratio: float | None = None,
         drop_path: float = 0.0,
         reversible: bool = True,
-        checkpoint_every: int | str = "auto",
         layer_scale: float | None = None,
         block: str = "convnext",
         stem: str = "patchify",
@@ -301,7 +298,6 @@ class RevCol(nn.Module):
         self._recon_loss: torch.Tensor | None = None  # weighted reconstruction loss of the last training forward
         self.block = block
         self.reversible = reversible
-        self.checkpoint_every = checkpoint_every
         self.reconstruction_error: torch.Tensor | None = None  # set by each reversible backward (2+ columns)
         self.stem = Stem(c1, channels[0], stem, block)
         rates = torch.linspace(0, drop_path, sum(layers)).tolist()
@@ -323,8 +319,9 @@ class RevCol(nn.Module):
         """Validate constructor arguments, given as to ``RevCol(...)``, and return them normalised by name.
 
         Every argument of the signature is checked by its entry in ``ARG_CHECKS``, then the arguments that depend on
-        each other. ``mlp_ratio`` and ``layer_scale`` left as None take the block family's defaults; giving them to a
-        family that has no such setting (c2f) is an error rather than silently ignored.
+        each other; a keyword of ``REMOVED_ARGS`` is dropped with a FutureWarning. ``mlp_ratio`` and ``layer_scale``
+        left as None take the block family's defaults; giving them to a family that has no such setting (c2f) is an
+        error rather than silently ignored.
 
         Returns:
             (dict[str, Any]): Every argument, defaults included, in signature order.
@@ -333,6 +330,8 @@ class RevCol(nn.Module):
             TypeError: For missing or unknown arguments, as the call itself would.
             ValueError: Naming the first bad argument and its value.
         """
+        for name in REMOVED_ARGS.keys() & kwargs.keys():
+            warn_removed("RevCol", name, kwargs.pop(name), stacklevel=3)
         bound = inspect.signature(cls).bind(*args, **kwargs)
         bound.apply_defaults()
         checked = {name: ARG_CHECKS[name](name, value) for name, value in bound.arguments.items()}
@@ -476,6 +475,8 @@ class RevCol(nn.Module):
 
     def __setstate__(self, state: dict) -> None:
         """Unpickle, giving models saved before intermediate supervision existed its off state."""
+        for name in REMOVED_ARGS:  # attributes of removed arguments, which nothing reads any more
+            state.pop(name, None)
         super().__setstate__(state)
         self.__dict__.setdefault("aux", 0.0)
         self.__dict__.setdefault("_aux_outputs", [])
@@ -505,31 +506,14 @@ class RevCol(nn.Module):
                 m.fuse()
         return self
 
-    def checkpoint_interval(self, x: torch.Tensor) -> int:
-        """Return the ``checkpoint_every`` in effect for a reversible forward on ``x``, "auto" resolved.
-
-        Args:
-            x (torch.Tensor): The stem output; its dtype, or autocast's when autocast is on, is the compute dtype.
-
-        Returns:
-            (int): The explicit value, or for "auto" ``auto_checkpoint_every(columns, compute dtype)``: 0 (keep no
-                column) in every dtype, since the reverse pass reconstructs exactly.
-        """
-        if self.checkpoint_every != "auto":
-            return self.checkpoint_every
-        return auto_checkpoint_every(len(self.columns), compute_dtype(x))
-
-    def _record_reconstruction_error(self, error: torch.Tensor, every: int | None = None) -> None:
+    def _record_reconstruction_error(self, error: torch.Tensor) -> None:
         """Keep the last reversible backward's reconstruction error; warn when gradients are no longer trustworthy."""
         self.reconstruction_error = error
         if float(error) > self.RECONSTRUCTION_WARN:
-            setting = self.checkpoint_every if every is None else every
-            setting = f"auto: {setting}" if self.checkpoint_every == "auto" else setting
             warnings.warn(
                 f"RevCol reversible backward: relative reconstruction error {float(error):.2e} over "
-                f"{len(self.columns)} columns (checkpoint_every={setting}); gradients are inaccurate. "
-                "Reconstruction is exact when the level bodies recompute bit for bit, so some kernel was not "
-                "deterministic; keep every column's states (checkpoint_every=1) or set reversible=False.",
+                f"{len(self.columns)} columns; gradients are inaccurate. Reconstruction is exact when the level "
+                "bodies recompute bit for bit, so some kernel was not deterministic; set reversible=False.",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -566,9 +550,7 @@ class RevCol(nn.Module):
         wanted = self.supervised_columns if supervise else []
         if self.uses_reversible_path(x):
             params = reversible_parameters(self.columns)
-            every = self.checkpoint_interval(x)
-            report = functools.partial(self._record_reconstruction_error, every=every)
-            out = ReversibleColumns.apply(self.columns, every, report, tuple(wanted), x, *params)
+            out = ReversibleColumns.apply(self.columns, self._record_reconstruction_error, tuple(wanted), x, *params)
             states = list(out[:NUM_LEVELS])
             inner = [list(out[NUM_LEVELS * (j + 1) : NUM_LEVELS * (j + 2)]) for j in range(len(wanted))]
         else:

@@ -59,8 +59,6 @@ from .column import NUM_LEVELS, Column
 __all__ = (
     "LevelGrads",
     "ReversibleColumns",
-    "auto_checkpoint_every",
-    "compute_dtype",
     "level_parameters",
     "reconstruct_states",
     "reversible_parameters",
@@ -107,31 +105,6 @@ def _frozen_running_stats(module: nn.Module) -> Iterator[None]:
 def _autocast_state(device_type: str) -> tuple[bool, torch.dtype]:
     """Return whether autocast is on for ``device_type`` and its dtype."""
     return torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
-
-
-def compute_dtype(x: torch.Tensor) -> torch.dtype:
-    """Return the dtype the columns compute in for input ``x``: autocast's when autocast is on, else ``x``'s."""
-    device_type = x.device.type
-    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else x.dtype
-
-
-def auto_checkpoint_every(columns: int, dtype: torch.dtype) -> int:
-    """Return the ``checkpoint_every`` that ``"auto"`` resolves to: 0, keep no column, for every column count and dtype.
-
-    The reverse pass rebuilds every column's states bit for bit (``_LostBits``), so kept states would buy no
-    accuracy, only memory. Measured with trained-like weights (|alpha| in [0.1, 1]) at 2, 4, 8 and 16 columns, both
-    block families: gradients equal plain backprop's to at most 1.1e-7 relative in float32 (summation order only;
-    0 for the c2f block) and under bf16 autocast (0 in those runs), while saved bytes stay flat in the column count.
-    The function is kept (with its arguments) so that callers resolving "auto" need not change.
-
-    Args:
-        columns (int): Number of columns.
-        dtype (torch.dtype): Compute dtype (see ``compute_dtype``).
-
-    Returns:
-        (int): 0.
-    """
-    return 0
 
 
 def _uses_dropout(columns: Sequence[Column]) -> bool:
@@ -344,9 +317,9 @@ def _sign(alpha: torch.Tensor) -> torch.Tensor | None:
 
 
 class ReversibleColumns(torch.autograd.Function):
-    """Run columns 1..N keeping only the stem output and column N's states (plus optional checkpoints).
+    """Run columns 1..N keeping only the stem output and column N's states (plus the lost bits).
 
-    ``apply(columns, checkpoint_every, report, supervised, x, *params)`` returns column N's four states, then the
+    ``apply(columns, report, supervised, x, *params)`` returns column N's four states, then the
     four states of every column listed in ``supervised`` (indices before the last, for auxiliary heads). ``params``
     must be ``reversible_parameters(columns)`` (every trainable parameter, level by level); their gradients are
     returned from ``backward`` by position.
@@ -361,7 +334,6 @@ class ReversibleColumns(torch.autograd.Function):
     def forward(
         ctx,
         columns: nn.ModuleList,
-        checkpoint_every: int,
         report: Callable[[torch.Tensor], None] | None,
         supervised: tuple[int, ...],
         x: torch.Tensor,
@@ -378,34 +350,25 @@ class ReversibleColumns(torch.autograd.Function):
         ctx.consumed = False
         ctx.supervised = supervised
 
-        checkpoints: dict[int, int] = {}  # column index -> position of its first state in saved tensors
-        saved: list[torch.Tensor] = []
         handed_out: list[torch.Tensor] = []  # states of the supervised columns, returned after the last column's
         lost = _LostBits(len(columns))
         states = None
         with torch.no_grad():
             for k, column in enumerate(columns):
                 new_states, down = [], x
-                kept = k - 1 in checkpoints  # the previous column's states are saved: nothing to reconstruct
                 for i in range(NUM_LEVELS):
                     if ctx.rng is not None:
                         ctx.rng.capture((k, i))
                     body = column.level_body(i, down, states)
                     down = column.level_output(i, body, states)
-                    if states is not None and not kept:
+                    if states is not None:
                         lost.push(k, i, states[i], body, _alpha(column, i, down.dtype), down)
                     new_states.append(down)
                 states = new_states
                 if k in supervised:
                     handed_out.extend(states)
-                # Checkpoint every K-th column (never the last one, which is saved anyway): the reverse pass takes
-                # its states from here instead of reconstructing them (and the next column pushes no lost bits).
-                if checkpoint_every and (k + 1) % checkpoint_every == 0 and k + 1 < len(columns):
-                    checkpoints[k] = len(saved)
-                    saved.extend(states)
-        ctx.checkpoints = checkpoints
         ctx.lost = lost.layout()
-        ctx.save_for_backward(x, *states, *saved, *lost.tensors())
+        ctx.save_for_backward(x, *states, *lost.tensors())
         return (*states, *handed_out)
 
     @staticmethod
@@ -413,7 +376,7 @@ class ReversibleColumns(torch.autograd.Function):
         """Walk the columns last to first, levels coarsest to finest, undoing each level's two equations.
 
         At level l of column k the body Level_l(c_{l-1}^(k), c_{l+1}^(k-1)) is recomputed with grad enabled, then
-        c_l^(k-1) = (c_l^(k) - body) / alpha is reconstructed (unless a checkpoint holds it) and the gradient of
+        c_l^(k-1) = (c_l^(k) - body) / alpha is reconstructed and the gradient of
         c_l^(k) = body + alpha * c_l^(k-1) is backpropagated into the level's inputs and parameters.
         """
         if torch.is_grad_enabled():
@@ -428,30 +391,28 @@ class ReversibleColumns(torch.autograd.Function):
             )
         ctx.consumed = True
         x, *rest = ctx.saved_tensors
-        states, rest = list(rest[:NUM_LEVELS]), rest[NUM_LEVELS:]
-        kept = NUM_LEVELS * len(ctx.checkpoints)
-        saved, lost = rest[:kept], _LostBits.restore(ctx.lost, rest[kept:])
+        states, lost = list(rest[:NUM_LEVELS]), _LostBits.restore(ctx.lost, rest[NUM_LEVELS:])
         columns: nn.ModuleList = ctx.columns
         param_grads: list[torch.Tensor | None] = [None] * len(ctx.params)
         grads = [torch.zeros_like(s) if g is None else g for s, g in zip(states, grad_states)]
         # Gradients arriving from auxiliary heads, by column: joined in when the reverse pass reaches that column.
         aux_grads = {k: grad_states[NUM_LEVELS * (j + 1) : NUM_LEVELS * (j + 2)] for j, k in enumerate(ctx.supervised)}
         grad_x = None
-        x_in = x.detach().requires_grad_(ctx.needs_input_grad[4])
+        x_in = x.detach().requires_grad_(ctx.needs_input_grad[3])
 
         enabled, dtype = ctx.autocast
         with torch.enable_grad(), torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled):
             for k in reversed(range(len(columns))):
                 column, first = columns[k], k == 0
                 grads = [_add(g, a) for g, a in zip(grads, aux_grads.get(k, [None] * NUM_LEVELS))]
-                prev = None if first else _checkpointed(ctx.checkpoints.get(k - 1), saved)
+                prev = None if first else [None] * NUM_LEVELS
                 prev_grads: list[torch.Tensor | None] = [None] * NUM_LEVELS
                 for i in reversed(range(NUM_LEVELS)):
                     down = x_in if i == 0 else states[i - 1].detach().requires_grad_()
                     replay = ctx.rng.replay((k, i)) if ctx.rng is not None else nullcontext()
                     with replay, _frozen_running_stats(column.levels[i]):
                         body = column.level_body(i, down, prev)  # Level_l(c_{l-1}^(k), c_{l+1}^(k-1))
-                    if prev is not None and prev[i] is None:  # c_l^(k-1) = (c_l^(k) - body) / alpha, exactly
+                    if prev is not None:  # c_l^(k-1) = (c_l^(k) - body) / alpha, exactly
                         with torch.no_grad():
                             alpha = _alpha(column, i, states[i].dtype)
                             prev[i] = lost.pop(k, i, body.detach(), alpha, states[i]).requires_grad_()
@@ -477,7 +438,7 @@ class ReversibleColumns(torch.autograd.Function):
                     states = [s.detach() for s in prev]
                     grads = [torch.zeros_like(s) if g is None else g for s, g in zip(states, prev_grads)]
         ctx.columns = ctx.params = ctx.rng = ctx.report = ctx.lost = None
-        return (None, None, None, None, grad_x, *param_grads)
+        return (None, None, None, grad_x, *param_grads)
 
 
 class LevelGrads(NamedTuple):
@@ -527,14 +488,6 @@ def _level_backward(
     got = iter(torch.autograd.grad(out, [*wanted, *params], grad, allow_unused=True))
     down_grad, up_grad, prev_grad = (next(got) if t is not None and t.requires_grad else None for t in inputs)
     return LevelGrads(down_grad, up_grad, prev_grad, tuple(got))
-
-
-def _checkpointed(start: int | None, saved: Sequence[torch.Tensor]) -> list[torch.Tensor | None]:
-    """The previous column's states as grad-requiring leaves when a checkpoint kept them (from ``saved[start]``);
-    else four Nones, filled in by reconstruction."""
-    if start is None:
-        return [None] * NUM_LEVELS
-    return [s.detach().requires_grad_() for s in saved[start : start + NUM_LEVELS]]
 
 
 def level_parameters(column: Column, index: int) -> list[nn.Parameter]:
