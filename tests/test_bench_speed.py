@@ -18,19 +18,17 @@ from yolo_revcol.tools.bench_speed import (
     PAPER_DEFAULTS,
     PAPER_STOCK,
     SCALE_DEFAULTS,
-    TRAIN_AUTO,
     TRAIN_PLAIN,
     TRAIN_REV,
     Row,
     csv_rows,
     headers,
-    interleave,
     paper_pair,
     parse_args,
     scale_pair,
-    synthetic_batch,
     table_rows,
 )
+from yolo_revcol.tools.toolbox import build_model, interleave, synthetic_batch
 
 MEASURES = [EAGER, BACKBONE, ORT, TRAIN_REV, TRAIN_PLAIN]
 
@@ -130,9 +128,9 @@ def test_backbone_forward_stops_at_sppf_with_the_full_models_value(yaml):
     import torch
     from ultralytics.nn.modules import SPPF
 
-    from yolo_revcol.tools.bench_speed import backbone_forward, build
+    from yolo_revcol.tools.bench_speed import backbone_forward
 
-    model = build(yaml)
+    model = build_model(yaml)
     sppf = next(m for m in model.model if isinstance(m, SPPF))
     seen = []
     sppf.register_forward_hook(lambda m, i, o: seen.append(o))
@@ -169,7 +167,6 @@ def test_tiny_paper_run_writes_speed_paper_without_targets(tiny_paper_run):
     ]
     rows = list(csv.DictReader(open(out / "speed_paper.csv")))
     assert list(rows[0]) == ["models", *CSV_HEADER[1:]]
-    # The shipped T YAML leaves checkpoint_every at the class default: no extra "auto" row (bench_train's test has it).
     assert [(r["models"], r["measure"], r["batch"]) for r in rows] == [
         ("T vs yolov8s", EAGER, "1"),
         ("T vs yolov8s", BACKBONE, "1"),
@@ -197,26 +194,22 @@ def tiny_revcol_yaml(folder: Path, **options) -> Path:
     return path
 
 
-@pytest.mark.parametrize("checkpoint_every", [2, None])
-def test_bench_train_adds_the_auto_row_only_for_a_yaml_that_sets_checkpoint_every(checkpoint_every, tmp_path):
+def test_bench_train_times_both_training_paths_of_one_model_against_one_stock_run(tmp_path):
     import torch
 
     from yolo_revcol.tools.bench_speed import Pair, bench_train
 
-    options = {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
-    pair = Pair("yolov8s.yaml", str(tiny_revcol_yaml(tmp_path, **options)), "tiny vs yolov8s")
-    argv = ["--paper", "--train-batch", "1", "--train-imgsz", "64", "--rounds", "1", "--train-runs", "1"]
+    pair = Pair("yolov8s.yaml", str(tiny_revcol_yaml(tmp_path)), "tiny vs yolov8s")
+    argv = ["--paper", "--train-batch", "1", "--train-imgsz", "64", "--rounds", "1", "--train-runs", "2"]
     args = parse_args([*argv, "--train-warmup", "0", "--threads", "1"])
     threads = torch.get_num_threads()
     try:
         rows = bench_train(pair, args)
     finally:
         torch.set_num_threads(threads)  # interleave sets --threads for the process
-    measures = [TRAIN_REV, TRAIN_AUTO, TRAIN_PLAIN] if checkpoint_every else [TRAIN_REV, TRAIN_PLAIN]
-    assert [r.measure for r in rows] == measures and {r.scale for r in rows} == {"tiny vs yolov8s"}
-    assert len({tuple(r.stock) for r in rows}) == 1 and all(r.target is None for r in rows)
-    # The YAML's value and what "auto" resolves to, for the report; nothing for a YAML already at "auto".
-    assert args.checkpoint_settings == ({"tiny vs yolov8s": (2, 0)} if checkpoint_every else {})
+    assert [r.measure for r in rows] == [TRAIN_REV, TRAIN_PLAIN] and {r.scale for r in rows} == {"tiny vs yolov8s"}
+    assert rows[0].stock == rows[1].stock and all(r.target is None for r in rows)
+    assert all(len(r.revcol) == 2 and min(r.revcol) > 0 for r in rows)
 
 
 def test_paper_option_takes_t_by_default_and_letters_once_each():
@@ -289,14 +282,12 @@ def test_paper_yaml_neck_and_head_are_its_stock_partners(letter):
     """
     import yaml as pyyaml
 
-    from yolo_revcol.tools.bench_speed import build
-
     pair = paper_pair(letter)
     cfg = pyyaml.safe_load(Path(pair.revcol).read_text())
     revcol_row = cfg["backbone"][0]
     assert revcol_row[2] == "RevCol"
     revcol_row[3][1:3] = [[1, 1, 1, 1], 1]  # blocks per level, columns
-    stock, revcol = after_sppf(build(pair.stock)), after_sppf(build(cfg))
+    stock, revcol = after_sppf(build_model(pair.stock)), after_sppf(build_model(cfg))
 
     def widths(layers):
         return [(name, inputs, [shape[0] for shape in shapes]) for name, inputs, shapes in layers]
@@ -312,9 +303,9 @@ def test_paper_yaml_neck_and_head_are_its_stock_partners(letter):
 
 def test_paper_rows_have_no_targets_and_their_own_first_column():
     def rows(label):
-        return [Row(label, m, 640, 1, [10.0], [5.0]) for m in (EAGER, ORT, TRAIN_REV, TRAIN_AUTO, TRAIN_PLAIN)]
+        return [Row(label, m, 640, 1, [10.0], [5.0]) for m in (EAGER, ORT, TRAIN_REV, TRAIN_PLAIN)]
 
-    assert [r.target for r in rows("n")] == [0.8, 0.8, 1.0, None, None]  # the scale rows keep theirs
+    assert [r.target for r in rows("n")] == [0.8, 0.8, 1.0, None]  # the scale rows keep theirs
     for label in (paper_pair(p).label for p in PAPER_STOCK):
         assert all(r.target is None and r.met == "" for r in rows(label))
         assert all(len(row) == len(HEADER) for row in table_rows(rows(label)))  # no target columns for users

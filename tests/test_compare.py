@@ -137,11 +137,12 @@ def test_why_figures_come_from_the_stock_models_layers():
 
 
 def test_breakdown_parts_add_up_to_the_model_and_name_every_column_part():
-    from yolo_revcol.tools.compare import breakdown, build_model
+    from yolo_revcol.tools.compare import breakdown
+    from yolo_revcol.tools.toolbox import build_model
 
     for name in ("yolov8n.yaml", "yolov8n-revcol.yaml"):
         parts = breakdown(name)
-        model, _ = build_model(name)
+        model = build_model(name)
         assert sum(n for _, n, _ in parts) == sum(p.numel() for p in model.parameters())
         layers, _ = layer_sizes(name)
         assert sum(g for _, _, g in parts) == pytest.approx(sum(g for _, _, g in layers), rel=1e-9)

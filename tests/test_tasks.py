@@ -21,9 +21,9 @@ import pytest
 import torch
 import yaml
 from conftest import CFG, ROOT, run
+from model_yamls import DERIVED, OWN_ROW, REFERENCE, out_of_step, scaled_path
 
 from yolo_revcol.data.synthetic import CLASS_NAMES, generate_dataset
-from yolo_revcol.tools.model_yamls import DERIVED, OWN_ROW, REFERENCE, out_of_step, scaled_path
 
 IMGSZ = 64
 SCALES = "nsmlx"
@@ -181,7 +181,7 @@ def no_weight_init():
 def test_every_scale_builds_with_the_sizes_its_summary_states(name):
     """All five scales build, for the task Ultralytics reads from the YAML (and, for -seg/-pose/-obb/-cls, from the
     file name alone), with the layers, parameters and gradients their summary comments state. The comments' GFLOPs
-    need whole models (a stride pass each): ``python -m yolo_revcol.tools.model_yamls --check`` covers them."""
+    need whole models (a stride pass each): ``python tests/model_yamls.py --check`` covers them."""
     from ultralytics.nn import tasks
 
     from yolo_revcol.integration.register import register

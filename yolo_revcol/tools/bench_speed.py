@@ -19,8 +19,7 @@ count (``--threads``). Writes ``speed.md``, ``speed.csv`` and ``speed.png`` (rat
 also writes ``speed_profile.md``, the top-N operators by self CPU time of each eager inference pair.
 
 ``--paper t s b`` times the paper's backbones instead (``cfg/revcol-{t,s,b}-yolov8.yaml``), each against the stock
-YOLOv8 whose neck and head widths its YAML writes out (``PAPER_STOCK``), with the same measures and no targets
-(a YAML that sets its own ``checkpoint_every`` also gets a training row with the class default ``"auto"``).
+YOLOv8 whose neck and head widths its YAML writes out (``PAPER_STOCK``), with the same measures and no targets.
 Writes ``speed_paper.md/.csv/.png`` and the ``<!-- speed-paper:start/end -->`` block, and, where the user set none,
 takes fewer rounds and runs and a smaller training batch (``PAPER_DEFAULTS``): RevCol-T alone is 91 GFLOPs at 640.
 
@@ -35,19 +34,26 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from ..paths import cfg_dir
-from .toolbox import command_line, figure, machine, markdown_table, write_result
+from .toolbox import (
+    build_model,
+    command_line,
+    figure,
+    interleave,
+    machine,
+    markdown_table,
+    synthetic_batch,
+    train_step,
+    write_result,
+)
 
 SCALES = "nsmlx"
 STOCK_YAML, REVCOL_YAML = "yolov8{s}.yaml", "yolov8{s}-revcol.yaml"  # stock from Ultralytics, RevCol from cfg/
@@ -58,7 +64,6 @@ TARGET_TRAIN_SCALES = "n"
 EAGER, ORT = "inference, PyTorch eager", "inference, ONNX Runtime"
 BACKBONE = "backbone to SPPF, PyTorch eager"  # no target: shows how much of the model RevCol replaces
 TRAIN_REV, TRAIN_PLAIN = "train step, reversible", "train step, plain backprop"
-TRAIN_AUTO = "train step, reversible, checkpoint_every auto"  # only for a YAML that sets another checkpoint_every
 
 PAPER_YAML = "revcol-{p}-yolov8.yaml"  # the paper's RevCol-T/S/B backbones, in cfg/, not scaled
 # Stock partner of each paper YAML: the YOLOv8 whose neck and Detect head the YAML writes out. T and S end in
@@ -128,40 +133,6 @@ class Row:
         return "" if self.target is None else ("yes" if self.ratio <= self.target else "no")
 
 
-def interleave(
-    fns: dict[str, Callable[[], object]], rounds: int, runs: int, warmup: int, threads: int
-) -> dict[str, list[float]]:
-    """Time several callables alternately.
-
-    Args:
-        fns (dict[str, Callable]): Name -> callable to time (one call is one run).
-        rounds (int): Rounds; each times ``runs`` consecutive runs of every callable, order rotated per round.
-        runs (int): Timed runs per callable and round.
-        warmup (int): Untimed runs per callable first (allocator, thread pools, ORT's first-run setup).
-        threads (int): torch threads to time with.
-
-    Returns:
-        (dict[str, list[float]]): Name -> the ``rounds * runs`` run times in milliseconds.
-    """
-    import torch
-
-    torch.set_num_threads(threads)  # again: Ultralytics' exporter (select_device) resets it to cores - 1
-    names = list(fns)
-    for name in names:
-        for _ in range(warmup):
-            fns[name]()
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate: nobody always runs first
-            gc.collect()  # a collection inside a timed run would charge one model for the others' garbage
-            fn = fns[name]
-            for _ in range(runs):
-                start = time.perf_counter()
-                fn()
-                times[name].append((time.perf_counter() - start) * 1e3)
-    return times
-
-
 def model_yamls(scale: str) -> tuple[str, str]:
     """(stock, RevCol) model YAMLs of one scale, as Ultralytics resolves them."""
     return STOCK_YAML.format(s=scale), str(cfg_dir() / REVCOL_YAML.format(s=scale))
@@ -176,71 +147,6 @@ def paper_pair(letter: str) -> Pair:
     """One of the paper's YAMLs (t, s or b) and the stock YOLOv8 of its neck, labelled e.g. ``T vs yolov8s``."""
     stock = PAPER_STOCK[letter]
     return Pair(stock, str(cfg_dir() / PAPER_YAML.format(p=letter)), f"{letter.upper()} vs {Path(stock).stem}")
-
-
-def build(yaml: str, train: bool = False):
-    """A ``DetectionModel`` built from a YAML (RevCol layers registered), in eval or train mode; no weights.
-
-    Training models get Ultralytics' default hyperparameters as ``model.args``, as its trainer attaches them: the
-    detection loss reads its box/cls/dfl gains there.
-    """
-    from ultralytics.cfg import get_cfg
-    from ultralytics.nn.tasks import DetectionModel
-
-    from ..integration.register import register
-
-    register()
-    model = DetectionModel(yaml, verbose=False)
-    if train:
-        model.args = get_cfg()
-        return model.train()
-    return model.eval()
-
-
-def synthetic_batch(batch: int, imgsz: int, nc: int = 80, boxes: int = 4, seed: int = 0) -> dict:
-    """A training batch in Ultralytics' collated format: random images and ``boxes`` random labels per image.
-
-    Returns:
-        (dict): ``img`` (B, 3, H, W) in [0, 1], ``batch_idx`` (N,), ``cls`` (N, 1), ``bboxes`` (N, 4) normalized xywh.
-    """
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    n = batch * boxes
-    wh = 0.05 + 0.45 * torch.rand(n, 2, generator=g)  # 5-50 % of the image side
-    xy = wh / 2 + (1 - wh) * torch.rand(n, 2, generator=g)  # box inside the image
-    return dict(
-        img=torch.rand(batch, 3, imgsz, imgsz, generator=g),
-        batch_idx=torch.arange(batch).repeat_interleave(boxes).float(),
-        cls=torch.randint(0, nc, (n, 1), generator=g).float(),
-        bboxes=torch.cat([xy, wh], 1),
-    )
-
-
-def train_step(
-    model, batch: dict, reversible: bool | None = None, checkpoint_every: int | str | None = None
-) -> Callable[[], None]:
-    """One training step as a callable: zero grads, forward, loss, backward (no optimizer: same for every model).
-
-    Args:
-        model (DetectionModel): Model in train mode with ``model.args``.
-        batch (dict): Batch from ``synthetic_batch``.
-        reversible (bool | None): For RevCol models, the ``RevCol.reversible`` value to step with (set on every call,
-            so one model instance serves all RevCol variants with identical weights).
-        checkpoint_every (int | str | None): For RevCol models, the ``RevCol.checkpoint_every`` value to step with,
-            set on every call likewise; None leaves it as it is.
-    """
-
-    def step() -> None:
-        if reversible is not None:
-            model.model[0].reversible = reversible
-        if checkpoint_every is not None:
-            model.model[0].checkpoint_every = checkpoint_every
-        model.zero_grad(set_to_none=True)
-        loss, _ = model.loss(batch)
-        loss.sum().backward()  # the trainer's backward: the loss is (box, cls, dfl) times batch size
-
-    return step
 
 
 def backbone_forward(model, x):
@@ -345,44 +251,29 @@ def bench_inference(pair: Pair, sizes: list[int], args: argparse.Namespace, tmp:
 
 
 def bench_train(pair: Pair, args: argparse.Namespace) -> list[Row]:
-    """Training-step time of stock, RevCol reversible and RevCol plain backprop, alternated.
-
-    The reversible step runs with the YAML's ``checkpoint_every``; where that is not the class default ``"auto"`` (say
-    ``checkpoint_every: 2``, which the paper's YAMLs set before the reverse pass became exact), the same model is also
-    timed with ``"auto"``, one row more.
-
-    Args:
-        pair (Pair): The stock and RevCol YAMLs and the rows' label.
-        args (argparse.Namespace): Parsed options (``train_batch``, ``train_imgsz``, timing, threads).
+    """Training-step time of stock, RevCol reversible and RevCol plain backprop (one model, both paths), alternated.
 
     Returns:
-        (list[Row]): ``TRAIN_REV``, ``TRAIN_AUTO`` where added, and ``TRAIN_PLAIN``, all against the same stock runs.
+        (list[Row]): ``TRAIN_REV`` and ``TRAIN_PLAIN``, against the same stock runs.
     """
-    stock, revcol = build(pair.stock, train=True), build(pair.revcol, train=True)
+    stock, revcol = build_model(pair.stock, train=True), build_model(pair.revcol, train=True)
     batch = synthetic_batch(args.train_batch, args.train_imgsz)
-    shipped = revcol.model[0].checkpoint_every  # restored on every reversible step: the auto variant changes it
     fns = {
         "stock": train_step(stock, batch),
-        "reversible": train_step(revcol, batch, reversible=True, checkpoint_every=shipped),
+        "reversible": train_step(revcol, batch, reversible=True),
         "plain": train_step(revcol, batch, reversible=False),
     }
-    if shipped != "auto":
-        fns["auto"] = train_step(revcol, batch, reversible=True, checkpoint_every="auto")
-        # For the report: the YAML's value and what "auto" resolves to (per forward, from columns and compute dtype).
-        revcol.model[0].checkpoint_every = "auto"
-        args.checkpoint_settings[pair.label] = (shipped, revcol.model[0].checkpoint_interval(batch["img"]))
-        revcol.model[0].checkpoint_every = shipped
-    # Make sure the reversible variants really take the reversible backward (it records its reconstruction error).
-    for name in [n for n in ("reversible", "auto") if n in fns]:
-        revcol.model[0].reconstruction_error = None
-        fns[name]()
-        if revcol.model[0].reconstruction_error is None:
-            print(f"warning: the {name} training step did not run RevCol's reversible backward", flush=True)
+    revcol.model[0].reconstruction_error = None  # the reversible backward records it: make sure it runs
+    fns["reversible"]()
+    if revcol.model[0].reconstruction_error is None:
+        print("warning: the reversible training step did not run RevCol's reversible backward", flush=True)
     print(f"== {pair.label} {args.train_imgsz}: training step, batch {args.train_batch}", flush=True)
     times = interleave(fns, args.rounds, args.train_runs, args.train_warmup, args.threads)
     size = dict(scale=pair.label, imgsz=args.train_imgsz, batch=args.train_batch)
-    measures = {"reversible": TRAIN_REV, "auto": TRAIN_AUTO, "plain": TRAIN_PLAIN}  # row order
-    return [Row(measure=m, stock=times["stock"], revcol=times[n], **size) for n, m in measures.items() if n in fns]
+    return [
+        Row(measure=m, stock=times["stock"], revcol=times[n], **size)
+        for n, m in (("reversible", TRAIN_REV), ("plain", TRAIN_PLAIN))
+    ]
 
 
 def profile_ops(model, x, runs: int) -> dict[str, tuple[float, float]]:
@@ -472,7 +363,6 @@ def plot(rows: list[Row], title: str, path: Path) -> None:
         BACKBONE: "tab:cyan",
         ORT: "tab:orange",
         TRAIN_REV: "tab:green",
-        TRAIN_AUTO: "tab:olive",
         TRAIN_PLAIN: "tab:gray",
     }
     with figure(path, figsize=(max(7.0, 0.6 * len(rows) + 4), 4.5)) as (_, ax):
@@ -563,18 +453,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if size < 32 or size % 32:
             p.error(f"image sizes must be multiples of 32, got {size}")
     args.profiles = []
-    args.checkpoint_settings = {}  # label -> (YAML's checkpoint_every, "auto" resolved), filled by bench_train
     return args
 
 
-def per_pair(values: dict[str, object]) -> str:
-    """One value when every pair has the same (as the shipped T/S/B YAMLs do), else ``label: value`` per pair."""
-    distinct = {str(v) for v in values.values()}
-    return distinct.pop() if len(distinct) == 1 else ", ".join(f"{k}: {v}" for k, v in values.items())
-
-
 def describe(args: argparse.Namespace) -> str:
-    """The method, for the report header (after ``bench_train``, whose ``checkpoint_every`` settings it names)."""
+    """The method, for the report header."""
     parts = []
     if args.paper:
         pairs = ", ".join(f"`{Path(q.revcol).name}` vs `{q.stock}` ({q.label})" for q in map(paper_pair, args.paper))
@@ -601,13 +484,6 @@ def describe(args: argparse.Namespace) -> str:
             f" Training step: train mode, batch {args.train_batch} at {args.train_imgsz}, random images with 4 random "
             "boxes each, zero_grad + forward + Ultralytics' v8DetectionLoss + backward (no optimizer step); RevCol "
             "reversible (YAML default) and plain backprop (`RevCol.reversible = False`) share one model."
-        )
-    if args.train and args.checkpoint_settings:
-        settings, resolved = (per_pair({k: v[i] for k, v in args.checkpoint_settings.items()}) for i in (0, 1))
-        parts.append(
-            f" The reversible row keeps the YAML's `checkpoint_every` ({settings}); the `checkpoint_every auto` row "
-            f'sets `RevCol.checkpoint_every = "auto"` (the class default) on the same model, which resolves to '
-            f"{resolved} (0: keep no column, rebuild every one)."
         )
     warm, timed = f"{args.warmup} runs", f"{args.runs} runs"
     if args.train:

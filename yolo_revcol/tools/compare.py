@@ -15,15 +15,13 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
-import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..paths import cfg_dir
-from .toolbox import command_line, figure, machine, markdown_table, replace_blocks, write_result
+from .toolbox import build_model, command_line, figure, machine, markdown_table, replace_blocks, write_result
 
 SCALES = "nsmlx"
 TARGET = 0.80  # RevCol / stock, for parameters and for GFLOPs
@@ -63,56 +61,11 @@ class Summary:
     train_only: int = 0  # parameters of training-only auxiliary heads (RevCol ``aux``), not in ``params``
 
 
-@contextlib.contextmanager
-def _quiet_ultralytics():
-    """Silence Ultralytics' logger (ClassificationModel prints its summary even with verbose=False)."""
-    from ultralytics.utils import LOGGER
-
-    level = LOGGER.level
-    LOGGER.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        LOGGER.setLevel(level)
-
-
-def build_model(yaml: str | Path):
-    """Build a model from a YAML (no weights) with the model class of its task, as Ultralytics does.
-
-    Args:
-        yaml (str | Path): Model YAML, e.g. ``cfg/yolov8n-revcol-seg.yaml`` or a stock name like ``yolov8n-seg.yaml``;
-            the scale letter in the file name picks the scale.
-
-    Returns:
-        (tuple[torch.nn.Module, str]): The model and its task.
-    """
-    from ultralytics.nn.tasks import (
-        ClassificationModel,
-        DetectionModel,
-        OBBModel,
-        PoseModel,
-        SegmentationModel,
-        guess_model_task,
-        yaml_model_load,
-    )
-
-    from ..integration.register import register
-
-    register()
-    classes = dict(
-        detect=DetectionModel, segment=SegmentationModel, pose=PoseModel, obb=OBBModel, classify=ClassificationModel
-    )
-    cfg = yaml_model_load(yaml)
-    task = guess_model_task(cfg)
-    with _quiet_ultralytics():
-        return classes[task](cfg, verbose=False), task
-
-
 def summarize(yaml: str | Path, name: str, imgsz: int) -> Summary:
     """Build a model from a YAML (no weights) and measure it as ``model.info()`` does.
 
     Args:
-        yaml (str | Path): Model YAML (see ``build_model``).
+        yaml (str | Path): Model YAML (see ``toolbox.build_model``).
         name (str): Name for the tables.
         imgsz (int): Image size for GFLOPs; classification models use ``CLS_IMGSZ`` instead.
 
@@ -125,7 +78,8 @@ def summarize(yaml: str | Path, name: str, imgsz: int) -> Summary:
 
     from ..integration.aux import revcol_of
 
-    model, task = build_model(yaml)
+    model = build_model(yaml)
+    task = model.task
     revcol = revcol_of(model)
     train_only = revcol.drop_aux_heads() if revcol is not None else 0  # measure the inference model
     imgsz = CLS_IMGSZ if task == "classify" else imgsz
@@ -150,7 +104,7 @@ def layer_sizes(yaml: str, imgsz: int = 640) -> tuple[list[tuple[str, int, float
     from torch.utils.flop_counter import FlopCounterMode
     from ultralytics.nn.tasks import yaml_model_load
 
-    model, _ = build_model(yaml)
+    model = build_model(yaml)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model.eval()(torch.zeros(1, 3, imgsz, imgsz))
     counts = counter.get_flop_counts()
@@ -205,7 +159,7 @@ def breakdown(yaml: str | Path, imgsz: int = 640) -> list[tuple[str, int, float]
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    model, _ = build_model(yaml)
+    model = build_model(yaml)
     revcol = next((m for m in model.modules() if type(m).__name__ == "RevCol"), None)
     if revcol is not None:
         revcol.drop_aux_heads()

@@ -1,4 +1,5 @@
-"""Keep the RevCol model YAMLs in step: one RevCol backbone row everywhere, and summary comments that match the models.
+"""Keep the RevCol model YAMLs in step (a maintainer's script, not shipped): one RevCol backbone row everywhere, and
+summary comments that match the models.
 
 Every YOLOv8 task YAML (``-seg``, ``-pose``, ``-obb``, ``-cls``) uses the RevCol row of ``cfg/yolov8-revcol.yaml``
 verbatim. After that row changes, ``--sync`` copies it (and the Index rows' arguments) into them, and the scale
@@ -6,9 +7,9 @@ lines' summary comments are rewritten from the built models, as Ultralytics writ
 (``model.info()``'s figures; classification GFLOPs at 224, detection-like at 640).
 
 Examples:
-    python -m yolo_revcol.tools.model_yamls --sync          # sync rows, rewrite summaries of the derived YAMLs
-    python -m yolo_revcol.tools.model_yamls --check         # exit 1 if any derived YAML is out of step
-    python -m yolo_revcol.tools.model_yamls cfg/yolov8-revcol.yaml   # rewrite that YAML's summaries only
+    python tests/model_yamls.py --sync          # sync rows, rewrite summaries of the derived YAMLs
+    python tests/model_yamls.py --check         # exit 1 if any derived YAML is out of step
+    python tests/model_yamls.py cfg/yolov8-revcol.yaml   # rewrite that YAML's summaries only
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-from ..paths import cfg_dir, scaled_name
+from yolo_revcol.paths import cfg_dir, scaled_name
 
 REFERENCE = "yolov8-revcol.yaml"
 DERIVED = (
@@ -97,9 +98,7 @@ def out_of_step(path: Path, reference: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Sync rows and/or rewrite summary comments; with ``--check``, report what is out of step and exit 1."""
-    parser = argparse.ArgumentParser(
-        prog="python -m yolo_revcol.tools.model_yamls", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python tests/model_yamls.py", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "yamls", nargs="*", type=Path, help=f"model YAMLs (default: the derived ones in cfg/: {', '.join(DERIVED)})"
     )
