@@ -103,8 +103,23 @@ def test_readme_lists_exactly_the_cli_commands():
 def test_reports_name_the_command_as_it_was_typed(argv0, expected, monkeypatch):
     """Result headers say `Measured by <command>`: a console script by its name, `python -m` by its module."""
     import yolo_revcol
-    from yolo_revcol.tools.report import command_line
+    from yolo_revcol.tools.toolbox import command_line
 
     package = Path(yolo_revcol.__file__).resolve().parent
     monkeypatch.setattr("sys.argv", [argv0.format(package=package), "memory", "--quick"])
     assert command_line() == expected
+
+
+def test_tools_share_the_toolbox_and_never_import_each_other():
+    """A tool (a module of yolo_revcol/tools with a ``main``) reaches other tools' code only through the toolbox."""
+    tools_dir = PACKAGE / "tools"
+    allowed = {"yolo_revcol.tools.toolbox", "yolo_revcol.tools.variants"}  # the toolbox, and the studies as data
+    tools = [p for p in sorted(tools_dir.glob("*.py")) if "\ndef main(" in p.read_text()]
+    assert {p.stem for p in tools} >= {"bench_accuracy", "bench_memory", "bench_speed", "compare", "configs", "recipe"}
+    for path in tools:
+        reached = {m for m in _imports(path) if m.startswith("yolo_revcol.tools.")}
+        assert reached <= allowed, (path.name, reached - allowed)
+    for shared in allowed:
+        path = tools_dir / (shared.rsplit(".", 1)[1] + ".py")
+        assert not {m for m in _imports(path) if m.startswith("yolo_revcol.tools.") and m not in allowed}, path.name
+        assert "\ndef main(" not in path.read_text(), path.name
