@@ -1,6 +1,7 @@
 """Pure-PyTorch RevCol modules. Nothing here imports Ultralytics."""
 
 from .column import DOWNS, Column, DownFusion, Level, UpFusion
+from .inverse import reconstruct_states  # only for tests/test_bench_memory.py (the tools' tests)
 from .layers import (
     BLOCKS,
     Bottleneck,
@@ -16,7 +17,7 @@ from .layers import (
 )
 from .official import OfficialCheckpointError, official_state_dict
 from .revcol import STEMS, RevCol, Stem
-from .reversible import ReversibleColumns, reconstruct_states
+from .reversible import ReversibleColumns
 
 __all__ = (
     "BLOCKS",

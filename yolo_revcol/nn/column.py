@@ -215,20 +215,6 @@ class Column(nn.Module):
         """Return this column's state at ``index`` given its down input and the previous column's states."""
         return self.level_output(index, self.level_body(index, down, prev), prev)
 
-    def level_inverse(self, index: int, state: torch.Tensor, body: torch.Tensor) -> torch.Tensor:
-        """Return c_l^(k-1) = (c_l^(k) - body) / alpha_l^(k): the previous column's state at ``index``.
-
-        Args:
-            index (int): Level l (not available in the first column, which has no previous column).
-            state (torch.Tensor): This column's state c_l^(k).
-            body (torch.Tensor): ``level_body(index, down, prev)``; its up input ``prev[index + 1]`` must already be
-                known, which is why levels are inverted from the coarsest to the finest.
-
-        Returns:
-            (torch.Tensor): The previous column's state, in ``state``'s dtype.
-        """
-        return self.alphas[index].inverse(state - body)
-
     def forward(self, x: torch.Tensor, prev: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """Run the column.
 

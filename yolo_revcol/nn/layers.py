@@ -124,10 +124,6 @@ class ReversibleScale(ChannelScale):
         safe = torch.where(raw < 0, -magnitude, magnitude)
         return raw + (safe - raw).detach()  # straight-through: forward uses `safe`, gradient flows to `raw`
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        """Undo ``forward``: return ``y / alpha`` per channel, computed in ``y``'s dtype."""
-        return y / self.scale().view(-1, 1, 1).to(y.dtype)
-
 
 class DropPath(nn.Module):
     """Stochastic depth: zero a whole residual branch per sample with probability ``p`` while training.

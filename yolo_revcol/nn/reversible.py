@@ -60,7 +60,6 @@ __all__ = (
     "LevelGrads",
     "ReversibleColumns",
     "level_parameters",
-    "reconstruct_states",
     "reversible_parameters",
 )
 
@@ -373,72 +372,123 @@ class ReversibleColumns(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, *grad_states: torch.Tensor):
-        """Walk the columns last to first, levels coarsest to finest, undoing each level's two equations.
-
-        At level l of column k the body Level_l(c_{l-1}^(k), c_{l+1}^(k-1)) is recomputed with grad enabled, then
-        c_l^(k-1) = (c_l^(k) - body) / alpha is reconstructed and the gradient of
-        c_l^(k) = body + alpha * c_l^(k-1) is backpropagated into the level's inputs and parameters.
-        """
-        if torch.is_grad_enabled():
-            raise RuntimeError(
-                "RevCol's reversible path does not support double backward (create_graph=True); "
-                "set RevCol.reversible = False to differentiate through gradients"
-            )
-        if ctx.consumed:
-            raise RuntimeError(
-                "RevCol's reversible path can run backward only once per forward (retain_graph=True is not "
-                "supported); set RevCol.reversible = False to backpropagate through the same graph twice"
-            )
-        ctx.consumed = True
+        """Walk the columns last to first (``_ReversePass.column``); return the stem output's and parameters' grads."""
+        _check_first_backward(ctx)
         x, *rest = ctx.saved_tensors
         states, lost = list(rest[:NUM_LEVELS]), _LostBits.restore(ctx.lost, rest[NUM_LEVELS:])
-        columns: nn.ModuleList = ctx.columns
-        param_grads: list[torch.Tensor | None] = [None] * len(ctx.params)
-        grads = [torch.zeros_like(s) if g is None else g for s, g in zip(states, grad_states)]
+        grads = _zeros_for_none(states, grad_states[:NUM_LEVELS])
         # Gradients arriving from auxiliary heads, by column: joined in when the reverse pass reaches that column.
         aux_grads = {k: grad_states[NUM_LEVELS * (j + 1) : NUM_LEVELS * (j + 2)] for j, k in enumerate(ctx.supervised)}
-        grad_x = None
-        x_in = x.detach().requires_grad_(ctx.needs_input_grad[3])
-
+        walk = _ReversePass(ctx, x.detach().requires_grad_(ctx.needs_input_grad[3]), lost)
         enabled, dtype = ctx.autocast
         with torch.enable_grad(), torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled):
-            for k in reversed(range(len(columns))):
-                column, first = columns[k], k == 0
-                grads = [_add(g, a) for g, a in zip(grads, aux_grads.get(k, [None] * NUM_LEVELS))]
-                prev = None if first else [None] * NUM_LEVELS
-                prev_grads: list[torch.Tensor | None] = [None] * NUM_LEVELS
-                for i in reversed(range(NUM_LEVELS)):
-                    down = x_in if i == 0 else states[i - 1].detach().requires_grad_()
-                    replay = ctx.rng.replay((k, i)) if ctx.rng is not None else nullcontext()
-                    with replay, _frozen_running_stats(column.levels[i]):
-                        body = column.level_body(i, down, prev)  # Level_l(c_{l-1}^(k), c_{l+1}^(k-1))
-                    if prev is not None:  # c_l^(k-1) = (c_l^(k) - body) / alpha, exactly
-                        with torch.no_grad():
-                            alpha = _alpha(column, i, states[i].dtype)
-                            prev[i] = lost.pop(k, i, body.detach(), alpha, states[i]).requires_grad_()
-                    start, stop = ctx.spans[k][i]  # c_l^(k) = body + alpha * c_l^(k-1), backpropagated
-                    step = _level_backward(column, i, body, down, prev, grads[i], ctx.params[start:stop])
-                    # down -> the finer level of this column (or x); up and prev -> the previous column.
-                    if i == 0:
-                        grad_x = _add(grad_x, step.down)
-                    else:
-                        grads[i - 1] = _add(grads[i - 1], step.down)
-                    if prev is not None:
-                        prev_grads[i] = _add(prev_grads[i], step.prev)
-                        if i + 1 < NUM_LEVELS:
-                            prev_grads[i + 1] = _add(prev_grads[i + 1], step.up)
-                    for j, g in enumerate(step.params, start):
-                        param_grads[j] = _add(param_grads[j], g)
-                    if first and i == 0 and len(columns) > 1 and ctx.report is not None:
-                        with torch.no_grad():  # body = exact first-column state; states[0] = reconstructed one
-                            true = body.double()
-                            ctx.report((states[0].double() - true).norm() / true.norm().clamp_min(1e-300))
-                    del body, step
-                if prev is not None:
-                    states = [s.detach() for s in prev]
-                    grads = [torch.zeros_like(s) if g is None else g for s, g in zip(states, prev_grads)]
+            for k in reversed(range(len(ctx.columns))):
+                grads = [_add(g, a) for g, a in zip(grads, aux_grads.get(k, (None,) * NUM_LEVELS))]
+                states, grads = walk.column(k, states, grads)
         ctx.columns = ctx.params = ctx.rng = ctx.report = ctx.lost = None
-        return (None, None, None, grad_x, *param_grads)
+        return (None, None, None, walk.grad_x, *walk.param_grads)
+
+
+def _check_first_backward(ctx) -> None:
+    """Raise unless this is the first backward through ``ctx`` and no graph of it is wanted; mark it consumed."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            "RevCol's reversible path does not support double backward (create_graph=True); "
+            "set RevCol.reversible = False to differentiate through gradients"
+        )
+    if ctx.consumed:
+        raise RuntimeError(
+            "RevCol's reversible path can run backward only once per forward (retain_graph=True is not "
+            "supported); set RevCol.reversible = False to backpropagate through the same graph twice"
+        )
+    ctx.consumed = True
+
+
+def _zeros_for_none(states: Sequence[torch.Tensor], grads: Sequence[torch.Tensor | None]) -> list[torch.Tensor]:
+    """``grads`` with every None replaced by zeros shaped like its state."""
+    return [torch.zeros_like(s) if g is None else g for s, g in zip(states, grads)]
+
+
+class _ReversePass:
+    """One reversible backward, column by column: the steps of the two equations and the gradients they add up.
+
+    Attributes:
+        param_grads (list[torch.Tensor | None]): Gradient of every parameter of ``apply``, by position.
+        grad_x (torch.Tensor | None): Gradient of the stem output.
+    """
+
+    def __init__(self, ctx, x: torch.Tensor, lost: _LostBits):
+        """Start with no gradients; ``x`` is the stem output as a leaf, ``lost`` the forward's lost bits."""
+        self.ctx, self.x, self.lost = ctx, x, lost
+        self.param_grads: list[torch.Tensor | None] = [None] * len(ctx.params)
+        self.grad_x: torch.Tensor | None = None
+
+    def column(
+        self, k: int, states: list[torch.Tensor], grads: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor] | None, list[torch.Tensor] | None]:
+        """Backpropagate column k, levels coarsest to finest; return column k-1's states and their gradients.
+
+        Args:
+            k (int): Column index.
+            states (list[torch.Tensor]): Column k's four states (exact).
+            grads (list[torch.Tensor]): The loss's gradients with respect to them.
+
+        Returns:
+            (tuple): Column k-1's states, rebuilt exactly, and their gradients; (None, None) for the first column.
+        """
+        prev = None if k == 0 else [None] * NUM_LEVELS
+        prev_grads: list[torch.Tensor | None] = [None] * NUM_LEVELS
+        for i in reversed(range(NUM_LEVELS)):  # level i's body reads prev[i + 1], rebuilt one step earlier
+            down = self.x if i == 0 else states[i - 1].detach().requires_grad_()
+            body = self.body(k, i, down, prev)
+            if prev is not None:
+                prev[i] = self.reconstruct(k, i, body, states[i])
+            elif i == 0:
+                self.report(body, states[0])
+            step = self.level_backward(k, i, body, down, prev, grads[i])
+            if i == 0:
+                self.grad_x = _add(self.grad_x, step.down)
+            else:
+                grads[i - 1] = _add(grads[i - 1], step.down)
+            if prev is not None:
+                prev_grads[i] = _add(prev_grads[i], step.prev)
+                if i + 1 < NUM_LEVELS:
+                    prev_grads[i + 1] = _add(prev_grads[i + 1], step.up)
+            del body, step  # at most one level's graph alive
+        if prev is None:
+            return None, None
+        prev = [s.detach() for s in prev]
+        return prev, _zeros_for_none(prev, prev_grads)
+
+    def body(self, k: int, i: int, down: torch.Tensor, prev: list[torch.Tensor] | None) -> torch.Tensor:
+        """Level_i(c_{i-1}^(k), c_{i+1}^(k-1)) recomputed with grad, the forward's DropPath masks, BN stats kept."""
+        column = self.ctx.columns[k]
+        replay = self.ctx.rng.replay((k, i)) if self.ctx.rng is not None else nullcontext()
+        with replay, _frozen_running_stats(column.levels[i]):
+            return column.level_body(i, down, prev)
+
+    @torch.no_grad()
+    def reconstruct(self, k: int, i: int, body: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """c_i^(k-1) = (c_i^(k) - body) / alpha_i^(k), bit for bit (``_LostBits.pop``), as a grad-requiring leaf."""
+        alpha = _alpha(self.ctx.columns[k], i, state.dtype)
+        return self.lost.pop(k, i, body.detach(), alpha, state).requires_grad_()
+
+    def level_backward(
+        self, k: int, i: int, body: torch.Tensor, down: torch.Tensor, prev: list[torch.Tensor] | None, grad
+    ) -> LevelGrads:
+        """Backpropagate ``grad`` through c_i^(k) = body + alpha * c_i^(k-1); add the level's parameter gradients."""
+        start, stop = self.ctx.spans[k][i]
+        step = _level_backward(self.ctx.columns[k], i, body, down, prev, grad, self.ctx.params[start:stop])
+        for j, g in enumerate(step.params, start):
+            self.param_grads[j] = _add(self.param_grads[j], g)
+        return step
+
+    @torch.no_grad()
+    def report(self, exact: torch.Tensor, rebuilt: torch.Tensor) -> None:
+        """Hand ``report`` the first column's ||rebuilt - exact|| / ||exact|| (the pass's accumulated error)."""
+        if self.ctx.report is not None and len(self.ctx.columns) > 1:
+            true = exact.double()
+            self.ctx.report((rebuilt.double() - true).norm() / true.norm().clamp_min(1e-300))
 
 
 class LevelGrads(NamedTuple):
@@ -525,33 +575,3 @@ def _add(total: torch.Tensor | None, value: torch.Tensor | None) -> torch.Tensor
     if value is None:
         return total
     return value if total is None else total + value
-
-
-@torch.no_grad()
-def reconstruct_states(
-    columns: Sequence[Column], x: torch.Tensor, last: Sequence[torch.Tensor]
-) -> list[list[torch.Tensor]]:
-    """Recover every column's states from the stem output and the last column by division, (state - body) / alpha.
-
-    This is the arithmetic of reversible backward passes that do not keep what rounding discards (this package's
-    before ``_LostBits``, the reference implementation's): used to measure how fast its error grows against the true
-    forward activations. ``ReversibleColumns`` itself reconstructs exactly. DropPath must be inactive (eval mode or
-    p = 0), since no RNG state is replayed here.
-
-    Args:
-        columns (Sequence[Column]): The columns, first to last.
-        x (torch.Tensor): Stem output.
-        last (Sequence[torch.Tensor]): The last column's four states.
-
-    Returns:
-        (list[list[torch.Tensor]]): States of columns 1..N (the last one is ``last`` itself).
-    """
-    result = [list(last)]
-    for k in reversed(range(1, len(columns))):
-        column, states = columns[k], result[0]
-        prev: list[torch.Tensor | None] = [None] * NUM_LEVELS
-        for i in reversed(range(NUM_LEVELS)):  # coarsest first: level i's body needs prev[i + 1]
-            down = x if i == 0 else states[i - 1]
-            prev[i] = column.level_inverse(i, states[i], column.level_body(i, down, prev))
-        result.insert(0, prev)
-    return result
