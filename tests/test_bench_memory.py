@@ -140,6 +140,7 @@ def test_paper_section_on_a_tiny_stand_in(tmp_path, monkeypatch):
         (["--columns", "2", "0"], "--columns must be >= 1, got 0"),
         (["--paper-reps", "0"], "--paper-reps must be >= 1, got 0"),
         (["--blocks", "resnet"], "invalid choice: 'resnet'"),
+        (["--aux", "0"], "--aux must be > 0 (the supervised variants' weight), got 0.0"),
     ],
 )
 def test_bad_arguments_name_the_value(bad, message, capsys):

@@ -379,8 +379,8 @@ def aux_report(args: argparse.Namespace) -> list[list]:
     r = yolo_step(models, synthetic_batch(args.aux_batch, args.aux_imgsz, nc=8), args.aux_reps)
     rows = []
     for path in ("reversible", "plain"):
-        (base_mib, base_ms), heads = r[(path, 0.0)], sum(q.numel() for q in models[(path, args.aux)][0].model[0]
-                                                        .aux_heads.parameters())  # fmt: skip
+        base_mib, base_ms = r[(path, 0.0)]
+        heads = sum(q.numel() for q in models[(path, args.aux)][0].model[0].aux_heads.parameters())
         for a in (0.0, args.aux):
             mib, ms = r[(path, a)]
             rows.append([path, a, mib, mib / base_mib, ms, ms / base_ms, heads if a else 0])
@@ -511,6 +511,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         for v in values if isinstance(values, list) else [values]:
             if v < 1:
                 p.error(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+    if args.aux <= 0:
+        p.error(f"--aux must be > 0 (the supervised variants' weight), got {args.aux}")
     args.out = args.out or (Path(tempfile.mkdtemp(prefix="yolo_revcol_memory_")) if args.quick else Path("results"))
     return args
 
