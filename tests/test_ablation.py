@@ -9,7 +9,7 @@ import torch
 import yaml
 from conftest import BIN, CFG, run
 
-from yolo_revcol.tools.variants import SHIPPED, STUDIES, Variant, variant_yaml
+from yolo_revcol.tools.bench_accuracy import SHIPPED, STUDIES, Variant, variant_yaml
 
 
 def test_variant_yaml_changes_only_the_revcol_row():

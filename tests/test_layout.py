@@ -113,7 +113,7 @@ def test_reports_name_the_command_as_it_was_typed(argv0, expected, monkeypatch):
 def test_tools_share_the_toolbox_and_never_import_each_other():
     """A tool (a module of yolo_revcol/tools with a ``main``) reaches other tools' code only through the toolbox."""
     tools_dir = PACKAGE / "tools"
-    allowed = {"yolo_revcol.tools.toolbox", "yolo_revcol.tools.variants"}  # the toolbox, and the studies as data
+    allowed = {"yolo_revcol.tools.toolbox"}
     tools = [p for p in sorted(tools_dir.glob("*.py")) if "\ndef main(" in p.read_text()]
     assert {p.stem for p in tools} >= {"bench_accuracy", "bench_memory", "bench_speed", "compare", "configs", "recipe"}
     for path in tools:

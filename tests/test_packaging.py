@@ -125,6 +125,7 @@ def test_wheel_carries_every_yaml(wheel):
     shipped = {f"yolo_revcol/cfg/{p.relative_to(CFG).as_posix()}" for p in CFG.rglob("*.yaml")}
     assert len(shipped) == len(MODEL_NAMES) + len(DATASET_NAMES) and shipped <= names
     assert "yolo_revcol_autoload.pth" in names
+    assert "yolo_revcol/tools/studies.yaml" in names  # the accuracy tool's studies
     assert not [n for n in names if "model_yamls" in n]  # a checkout's maintenance script, not the product's
 
 

@@ -22,6 +22,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import hashlib
 import json
@@ -35,6 +36,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import yaml
 
 from ..integration.resolve import unscaled
 from ..paths import cfg_dir
@@ -58,7 +61,6 @@ from .toolbox import (
     run_child,
     write_result,
 )
-from .variants import BASE_YAML, SHIPPED, STUDIES, find_variant, variant_path
 
 DEFAULT_MODELS = ("yolov8n.yaml", "yolov8n-revcol.yaml")  # first one is the baseline of the ratio rows
 DEFAULT_DATA = "datasets/revcol-shapes.yaml"  # relative to cfg_dir()
@@ -108,6 +110,77 @@ class Result:
     train_only: int = 0
 
 
+# ---------------------------------------------------------- variants of the shipped RevCol row (studies.yaml: data)
+
+BASE_YAML = "yolov8-revcol.yaml"
+
+
+@dataclass
+class Variant:
+    """One entry of ``studies.yaml``: the shipped RevCol row with some arguments replaced.
+
+    Attributes:
+        name (str): Short name, used in file names.
+        what (str): What it changes, for the table.
+        options (dict): RevCol options by name, merged over the shipped ones.
+        columns (int | None): Column count for every scale (None: the YAML's).
+        channels (list[int] | None): Channels per level before width scaling (None: the YAML's).
+        layers (list[int] | None): Blocks per level before depth scaling (None: the YAML's).
+    """
+
+    name: str
+    what: str
+    options: dict = field(default_factory=dict)
+    columns: int | None = None
+    channels: list[int] | None = None
+    layers: list[int] | None = None
+
+
+def _load_studies() -> tuple[Variant, dict[str, list[Variant]]]:
+    """The shipped row and every study of ``studies.yaml``, in file order."""
+    d = yaml.safe_load((Path(__file__).with_name("studies.yaml")).read_text())
+    studies = {s: [Variant(n, **v) for n, v in vs.items()] for s, vs in d["studies"].items()}
+    return Variant("shipped", **d["shipped"]), studies
+
+
+SHIPPED, STUDIES = _load_studies()
+
+
+def variant_yaml(base: dict, variant: Variant) -> dict:
+    """The model dictionary of ``variant``: ``base`` with its RevCol row's arguments replaced (options merged)."""
+    d = copy.deepcopy(base)
+    row = d["backbone"][0]
+    if row[2] != "RevCol":
+        raise ValueError(f"{BASE_YAML}: layer 0 must be RevCol to run ablations, got {row[2]}")
+    channels, layers, columns = row[3][:3]
+    if variant.columns is not None:  # same count at every scale, written the way the YAML writes columns
+        columns = {s: variant.columns for s in columns} if isinstance(columns, dict) else variant.columns
+    channels = variant.channels or channels
+    layers = variant.layers or layers
+    options = row[3][3] if len(row[3]) > 3 and isinstance(row[3][3], dict) else {}
+    row[3] = [channels, layers, columns, {**options, **variant.options}]
+    for r in d["backbone"][1:]:  # the Index rows that pick levels must name the variant's channels
+        if r[2] == "Index" and r[0] == 0:
+            r[3][0] = channels[r[3][1]]
+    d.pop("scale", None)
+    return d
+
+
+def find_variant(name: str) -> Variant | None:
+    """The variant named ``name`` in any study (``shipped`` included), or None."""
+    return next((v for v in [SHIPPED, *(v for vs in STUDIES.values() for v in vs)] if v.name == name), None)
+
+
+def variant_path(variant: Variant, folder: Path, scale: str = "n") -> Path:
+    """Write ``variant`` as ``<folder>/yolov8<scale>-revcol-<name>.yaml`` (the scale letter where Ultralytics reads it,
+    the variant's description as a comment) and return the path."""
+    base = yaml.safe_load((cfg_dir() / BASE_YAML).read_text())
+    path = Path(folder) / f"yolov8{scale}-revcol-{variant.name}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {variant.what}\n" + yaml.safe_dump(variant_yaml(base, variant), sort_keys=False))
+    return path
+
+
 # A stock model at a custom compound scale: ``yolov8n@w0.21`` or ``yolov8n@d0.17w0.21`` (depth, width multiples).
 SCALED_STOCK = re.compile(
     r"^(?P<family>yolov8|yolo11)(?P<scale>[nslmx])@(?:d(?P<depth>[0-9.]+))?(?:w(?P<width>[0-9.]+))?$"
@@ -155,7 +228,6 @@ def scaled_stock_yaml(name: str, folder: Path) -> Path:
     Raises:
         ValueError: As ``parse_scaled_stock``.
     """
-    import yaml
     from ultralytics.utils import ROOT
 
     family, scale, new_depth, new_width = parse_scaled_stock(name)
@@ -180,7 +252,7 @@ VARIANT_NAME = re.compile(r"^yolov8(?P<scale>[nslmx])-revcol-(?P<variant>.+?)(\.
 def resolve_model(name: str, folder: Path | None = None) -> str:
     """Return a model YAML for Ultralytics: a path (made absolute), a YAML of this repository's ``cfg/``, a scaled
     stock model (``yolov8n@w0.21``, see ``scaled_stock_yaml``) or an ablation variant (``yolov8n-revcol-c2f-1col``,
-    see ``variants``) written into ``folder``, or the name.
+    see ``studies.yaml``) written into ``folder``, or the name.
 
     Scaled names need not exist as files (``yolov8n-revcol.yaml`` is ``yolov8-revcol.yaml`` at scale n, which
     Ultralytics resolves itself); names found in neither place (``yolov8n.yaml``) come from Ultralytics' own
