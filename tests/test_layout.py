@@ -123,3 +123,24 @@ def test_tools_share_the_toolbox_and_never_import_each_other():
         path = tools_dir / (shared.rsplit(".", 1)[1] + ".py")
         assert not {m for m in _imports(path) if m.startswith("yolo_revcol.tools.") and m not in allowed}, path.name
         assert "\ndef main(" not in path.read_text(), path.name
+
+
+def docstring_lines(path: Path) -> tuple[int, int]:
+    """Lines inside docstrings (module, class, function) and code lines (non-blank, not comments, not docstrings)."""
+    text = path.read_text()
+    docs = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(getattr(first.value, "value", None), str):
+                docs |= set(range(first.lineno, first.end_lineno + 1))
+    lines = enumerate(text.splitlines(), 1)
+    code = [line for n, line in lines if n not in docs and line.strip() and not line.lstrip().startswith("#")]
+    return len(docs), len(code)
+
+
+@pytest.mark.parametrize("path", sorted((PACKAGE / "nn").glob("*.py")), ids=lambda p: p.name)
+def test_model_docstrings_state_contracts_and_leave_narratives_to_the_docs(path):
+    """nn/ docstrings say what, arguments, returns and invariants; measurements and history go to docs/design.md."""
+    docs, code = docstring_lines(path)
+    assert docs <= 0.6 * code, f"{path.name}: {docs} docstring lines for {code} code lines ({docs / code:.2f} > 0.6)"

@@ -1,12 +1,7 @@
-"""One RevCol column: four levels (strides 4, 8, 16, 32), their fusion modules and the reversible alphas.
-
-Level l of column k computes
+"""One RevCol column: four levels (strides 4, 8, 16, 32), their fusions and alphas. Level l of column k computes
 
     c_l^(k) = Level_l(c_{l-1}^(k), c_{l+1}^(k-1)) + alpha_l^(k) * c_l^(k-1)        (c_{-1} = stem output)
-
-and, because alpha is kept away from zero, the previous column's state can be recovered from the next one:
-
-    c_l^(k-1) = (c_l^(k) - Level_l(c_{l-1}^(k), c_{l+1}^(k-1))) / alpha_l^(k)
+    c_l^(k-1) = (c_l^(k) - Level_l(c_{l-1}^(k), c_{l+1}^(k-1))) / alpha_l^(k)     (alpha kept away from zero)
 
 The first column has no previous column: no up input, no alpha term.
 """
@@ -37,21 +32,17 @@ def default_down(block: str) -> str:
 
 
 class DownFusion(nn.Module):
-    """Bring the finer level of the same column down to this level (stride 2), in the block family's norm.
-
-    ``kind``: "conv", a 3x3 stride-2 conv (YOLO's downsampling); "patch", a 2x2 stride-2 conv (RevCol's, 4/9 of the
-    cost); "dw", a 3x3 stride-2 depthwise conv + norm, then a 1x1 conv (about C2/9 + 1 of "conv"'s cost per input
-    channel). BatchNorm families follow the last conv with SiLU, convnext with nothing (as the paper).
+    """Bring the finer level of the same column down to this level (stride 2): conv(s) + norm (+ SiLU for BN families).
 
     Args:
         c1 (int): Channels of the finer level.
         c2 (int): Channels of this level.
         block (str): Block family (its norm and activation).
-        kind (str | None): One of ``DOWNS``; None for the family's default (``default_down``).
+        kind (str | None): "conv" (3x3 stride 2), "patch" (2x2 stride 2) or "dw" (3x3 stride-2 depthwise, then
+            1x1); None for the family's default (``default_down``).
     """
 
     def __init__(self, c1: int, c2: int, block: str = "convnext", kind: str | None = None):
-        """Build the strided conv(s) and norm(s)."""
         super().__init__()
         kind = kind or default_down(block)
         if kind not in DOWNS:
@@ -70,9 +61,7 @@ class DownFusion(nn.Module):
 
 
 class UpFusion(nn.Module):
-    """Bring the coarser level of the previous column up to this level: 1x1 conv + norm, then nearest x2.
-
-    The projection runs at the coarse resolution (4x fewer pixels) before upsampling.
+    """Bring the previous column's coarser level up to this level: 1x1 conv + norm (at the coarse size), nearest x2.
 
     Args:
         c1 (int): Channels of the coarser level.
@@ -81,7 +70,6 @@ class UpFusion(nn.Module):
     """
 
     def __init__(self, c1: int, c2: int, block: str = "convnext"):
-        """Build the projection and its norm."""
         super().__init__()
         self.proj = ConvNorm(c1, c2, 1, norm=norm_of(block), act=False)
 
@@ -91,21 +79,15 @@ class UpFusion(nn.Module):
 
 
 class Level(nn.Module):
-    """One level of a column: fuse the down and up inputs, then run ``depth`` blocks.
-
-    convnext and inverted: ``depth`` blocks in sequence; c2f: one C2f block with ``depth`` bottlenecks.
+    """One level of a column: down + up fusions summed, then ``depth`` blocks (c2f: one C2f of ``depth`` bottlenecks).
 
     Args:
         index (int): Level index 0..3 (stride 4 * 2**index).
         channels (Sequence[int]): Channels of all four levels.
         depth (int): Number of blocks at this level.
-        kernel (int): Depthwise kernel size.
-        mlp_ratio (float): Expansion ratio of the blocks (convnext, inverted).
         drop_path (Sequence[float]): DropPath probability of each block (length ``depth``).
         has_up (bool): Whether this level receives the previous column's coarser level.
-        layer_scale (float): Initial layer-scale value of the blocks (convnext).
-        block (str): Block family, one of ``BLOCKS``.
-        down (str | None): Down fusion kind (``DOWNS``); None for the family's default.
+        kernel, mlp_ratio, layer_scale, block, down: As for ``Column``.
     """
 
     def __init__(
@@ -121,7 +103,6 @@ class Level(nn.Module):
         block: str = "convnext",
         down: str | None = None,
     ):
-        """Build the fusion modules and the blocks."""
         super().__init__()
         c = channels[index]
         self.depth = depth
@@ -146,7 +127,7 @@ class Level(nn.Module):
 
 
 class Column(nn.Module):
-    """A four-level column. The first column of a network has no up fusion and no alphas.
+    """A four-level column; the network's first column has no up fusions and no alphas.
 
     Args:
         channels (Sequence[int]): Channels of the four levels.
@@ -172,7 +153,6 @@ class Column(nn.Module):
         block: str = "convnext",
         down: str | None = None,
     ):
-        """Build the four levels and, after the first column, the four alphas."""
         super().__init__()
         self.first = first
         starts = [sum(layers[:i]) for i in range(NUM_LEVELS)]
@@ -199,16 +179,7 @@ class Column(nn.Module):
         return self.levels[index](down, prev[index + 1] if has_up else None).to(down.dtype)
 
     def level_output(self, index: int, body: torch.Tensor, prev: Sequence[torch.Tensor] | None) -> torch.Tensor:
-        """Return c_l^(k) = body + alpha_l^(k) * c_l^(k-1), the state at ``index`` (``body`` alone in the first column).
-
-        Args:
-            index (int): Level l.
-            body (torch.Tensor): ``level_body(index, ...)``.
-            prev (Sequence[torch.Tensor] | None): The previous column's states (only ``prev[index]`` is read).
-
-        Returns:
-            (torch.Tensor): This column's state at ``index``.
-        """
+        """Return c_l^(k) = body + alpha_l^(k) * prev[index] (``body`` alone in the first column)."""
         return body if prev is None else body + self.alphas[index](prev[index])
 
     def level_forward(self, index: int, down: torch.Tensor, prev: Sequence[torch.Tensor] | None) -> torch.Tensor:
@@ -216,15 +187,7 @@ class Column(nn.Module):
         return self.level_output(index, self.level_body(index, down, prev), prev)
 
     def forward(self, x: torch.Tensor, prev: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
-        """Run the column.
-
-        Args:
-            x (torch.Tensor): Stem output, (N, channels[0], H/4, W/4).
-            prev (Sequence[torch.Tensor] | None): The previous column's four states; None for the first column.
-
-        Returns:
-            (list[torch.Tensor]): This column's four states at strides 4, 8, 16, 32.
-        """
+        """Return the four states (strides 4-32) from the stem output and the previous column's (None: first)."""
         if (prev is None) != self.first:
             raise ValueError("the first column takes no previous states; every later column needs them")
         states, down = [], x

@@ -1,14 +1,7 @@
-"""Small building blocks of RevCol: normalisation, per-channel scales, DropPath and the two block families.
+"""RevCol's building blocks on (N, C, H, W) tensors: norms, per-channel scales, DropPath and the blocks of ``BLOCKS``.
 
-* ``convnext``: the paper's block (3x3 depthwise conv, LayerNorm, MLP with GELU, layer scale), LayerNorm fusions.
-* ``c2f``: a BatchNorm/SiLU family in the style of YOLOv8 (conv + BN + SiLU, a C2f block of bottlenecks per level),
-  which trains faster from scratch on short schedules and folds into plain convolutions for inference.
-* ``inverted``: a BatchNorm/SiLU family of inverted residuals (1x1 expand, kxk depthwise, 1x1 project), which costs
-  about 2r C^2 per pixel against C2f's 7 C^2, so a column can keep wide levels at a small cost.
-
-Everything works on channels-first (N, C, H, W) tensors, so no block needs a permute; every module traces and
-exports as plain PyTorch, and ``fuse()`` methods fold inference-time affine steps into neighbouring convolutions
-exactly.
+Every module traces and exports as plain PyTorch; ``fuse()``, where defined, folds inference-time affine steps into
+the neighbouring conv exactly.
 """
 
 from __future__ import annotations
@@ -34,31 +27,20 @@ __all__ = (
 BLOCKS = ("convnext", "c2f", "inverted")  # block families; each brings its norm (LayerNorm / BatchNorm) along
 
 
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channel dimension of an (N, C, H, W) tensor, statistics computed in float32.
-
-    Subclassing ``nn.LayerNorm`` keeps the affine parameters in the optimizer's no-decay group wherever norms are
-    grouped by class (Ultralytics does). Statistics are taken in float32 because under fp16/bf16 they lose enough
-    precision to spoil the reversible reconstruction; the result is cast back to the input dtype.
+class LayerNorm2d(nn.LayerNorm):  # a LayerNorm: optimisers grouping norms by class (Ultralytics) don't decay it
+    """LayerNorm over the channels of an (N, C, H, W) tensor; statistics in float32, output in the input's dtype.
 
     Args:
         channels (int): Number of channels C.
         eps (float): Added to the variance for numerical stability.
+        affine (bool): Learn a per-channel weight and bias.
     """
 
     def __init__(self, channels: int, eps: float = 1e-6, affine: bool = True):
-        """Initialise weight to ones and bias to zeros, shaped (C,) (none when ``affine`` is False)."""
         super().__init__(channels, eps=eps, elementwise_affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalise each pixel's channel vector.
-
-        Args:
-            x (torch.Tensor): Input of shape (N, C, H, W).
-
-        Returns:
-            (torch.Tensor): Normalised tensor, same shape and dtype as ``x``.
-        """
+        """Return ``x`` (N, C, H, W) with each pixel's channel vector normalised (then scaled and shifted)."""
         y = x.float()
         centred = y - y.mean(1, keepdim=True)  # computed once: autograd would save two copies otherwise
         y = centred * torch.rsqrt(centred.pow(2).mean(1, keepdim=True) + self.eps)
@@ -68,12 +50,7 @@ class LayerNorm2d(nn.LayerNorm):
 
 
 class ChannelScale(nn.Module):
-    """Learnable per-channel multiplier ``x * weight`` for (N, C, H, W) tensors (ConvNeXt's layer scale).
-
-    Its weight is a per-channel gain, like a norm's, so it belongs out of weight decay: ``RevCol.no_weight_decay()``
-    lists it (timm's convention) and the Ultralytics integration moves it into the optimiser's no-decay group. It
-    is 1-D, so MuSGD never treats it as a matrix. (Modules pickled when this class derived from ``nn.LayerNorm``
-    still load: their extra attributes are unused, their ``None`` bias never reaches a state dict.)
+    """Learnable per-channel multiplier ``x * weight`` (ConvNeXt's layer scale); kept out of weight decay.
 
     Args:
         channels (int): Number of channels C.
@@ -81,7 +58,6 @@ class ChannelScale(nn.Module):
     """
 
     def __init__(self, channels: int, init_value: float = 1.0):
-        """Create the (C,) scale filled with ``init_value``."""
         super().__init__()
         self.weight = nn.Parameter(torch.full((channels,), float(init_value)))
         self.init_value = init_value
@@ -95,16 +71,11 @@ class ChannelScale(nn.Module):
         return x * self.scale().view(-1, 1, 1).to(x.dtype)
 
     def extra_repr(self) -> str:
-        """Show channels and initial value in ``print(model)``."""
         return f"{self.weight.shape[0]}, init_value={self.init_value}"
 
 
 class ReversibleScale(ChannelScale):
-    """The reversible connection's alpha: a per-channel scale kept at least ``min_abs`` away from zero.
-
-    The reverse pass divides by alpha, so its magnitude is bounded below while its sign is kept. The bound is a
-    straight-through clamp computed on the fly (no in-place writes), so gradients still reach the raw weight and
-    can move it back out of the clamped band, and the module stays traceable.
+    """The reversible connection's alpha: a per-channel scale with |alpha| >= ``min_abs`` (straight-through clamp).
 
     Args:
         channels (int): Number of channels C.
@@ -113,7 +84,6 @@ class ReversibleScale(ChannelScale):
     """
 
     def __init__(self, channels: int, init_value: float = 0.5, min_abs: float = 1e-3):
-        """Create alpha, shaped (C,), filled with ``init_value``."""
         super().__init__(channels, init_value)
         self.min_abs = min_abs
 
@@ -126,14 +96,9 @@ class ReversibleScale(ChannelScale):
 
 
 class DropPath(nn.Module):
-    """Stochastic depth: zero a whole residual branch per sample with probability ``p`` while training.
-
-    Args:
-        p (float): Drop probability in [0, 1).
-    """
+    """Stochastic depth: in training, zero a whole residual branch per sample with probability ``p`` in [0, 1)."""
 
     def __init__(self, p: float = 0.0):
-        """Store the drop probability."""
         super().__init__()
         self.p = float(p)
 
@@ -146,15 +111,11 @@ class DropPath(nn.Module):
         return x * mask.div_(keep)
 
     def extra_repr(self) -> str:
-        """Show the drop probability."""
         return f"p={self.p:.3f}"
 
 
 class ConvNeXtBlock(nn.Module):
-    """ConvNeXt-style residual block with RevCol's small kernel, all channels-first.
-
-    depthwise kxk conv -> LayerNorm -> 1x1 conv C->rC -> GELU -> 1x1 conv rC->C -> layer scale -> DropPath,
-    added to the input. 1x1 convolutions are the channels-first form of ConvNeXt's Linear layers.
+    """ConvNeXt block, channels-first: x + DropPath(scale * (1x1 rC->C (GELU (1x1 C->rC (LayerNorm (dw kxk x)))))).
 
     Args:
         channels (int): Channels in and out.
@@ -167,7 +128,6 @@ class ConvNeXtBlock(nn.Module):
     def __init__(
         self, channels: int, kernel: int = 3, mlp_ratio: float = 4.0, layer_scale: float = 1e-6, drop_path: float = 0.0
     ):
-        """Build the block's layers."""
         super().__init__()
         hidden = max(1, int(round(channels * mlp_ratio)))
         self.dwconv = nn.Conv2d(channels, channels, kernel, padding=kernel // 2, groups=channels)
@@ -179,23 +139,14 @@ class ConvNeXtBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Apply the residual block.
-
-        Args:
-            x (torch.Tensor): Input of shape (N, C, H, W).
-
-        Returns:
-            (torch.Tensor): Output of the same shape.
-        """
+        """Return the block's output, shaped like ``x`` (N, C, H, W)."""
         y = self.pwconv2(self.act(self.pwconv1(self.norm(self.dwconv(x)))))
         return x + self.drop_path(self.gamma(y))
 
     @torch.no_grad()
     def fuse(self) -> None:
-        """Fold the norm's affine into ``pwconv1`` and the layer scale into ``pwconv2`` (exact; inference only).
-
-        pwconv1(w * n + b) = (W1 diag(w)) n + (W1 b + b1), and g * pwconv2(h) = (diag(g) W2) h + g * b2.
-        """
+        """Fold the norm's affine into ``pwconv1`` and the layer scale into ``pwconv2`` (exact; inference only)."""
+        # pwconv1(w * n + b) = (W1 diag(w)) n + (W1 b + b1), and g * pwconv2(h) = (diag(g) W2) h + g * b2
         if isinstance(self.gamma, nn.Identity):
             return
         w, b = self.norm.weight.float(), self.norm.bias.float()
@@ -218,25 +169,21 @@ def _padding(kernel: int) -> int:
 
 
 class ConvNorm(nn.Module):
-    """Convolution followed by a norm and an optional activation.
-
-    ``norm="bn"``: conv without bias + BatchNorm2d, activation SiLU (YOLO's Conv); ``fuse()`` folds the BN into the
-    conv. ``norm="ln"``: conv with bias + channels-first LayerNorm, activation GELU (ConvNeXt style).
+    """Conv, norm, optional activation: "bn" is YOLO's Conv (no bias, BatchNorm, SiLU), "ln" ConvNeXt's (LN, GELU).
 
     Args:
         c1 (int): Input channels.
         c2 (int): Output channels.
-        kernel (int): Kernel size (odd: 'same' padding; even: no padding, for patchify/strided downsampling).
+        kernel (int): Kernel size (odd: 'same' padding; even: no padding).
         stride (int): Stride.
         norm (str): "bn" or "ln".
-        act (bool): Apply the family's activation after the norm.
+        act (bool): Apply the activation after the norm.
         groups (int): Convolution groups (``c1`` for a depthwise conv).
     """
 
     def __init__(
         self, c1: int, c2: int, kernel: int = 1, stride: int = 1, norm: str = "bn", act: bool = True, groups: int = 1
     ):
-        """Build conv, norm and activation."""
         super().__init__()
         if norm not in ("bn", "ln"):
             raise ValueError(f"ConvNorm norm must be 'bn' or 'ln', got {norm!r}")
@@ -275,7 +222,6 @@ class Bottleneck(nn.Module):
     """
 
     def __init__(self, channels: int, kernel: int = 3, drop_path: float = 0.0):
-        """Build the two convs."""
         super().__init__()
         self.cv1 = ConvNorm(channels, channels, kernel)
         self.cv2 = ConvNorm(channels, channels, kernel)
@@ -287,10 +233,7 @@ class Bottleneck(nn.Module):
 
 
 class C2fBlock(nn.Module):
-    """CSP block with two convolutions and ``n`` bottlenecks, laid out like YOLOv8's C2f (channels in = out).
-
-    A 1x1 conv splits the input into two halves; bottlenecks run one after another on the second half; every
-    intermediate result is concatenated and a 1x1 conv mixes them back to ``channels``.
+    """YOLOv8's C2f, channels in = out: 1x1 split in halves, ``n`` bottlenecks on the second, all concatenated, 1x1.
 
     Args:
         channels (int): Channels in and out.
@@ -300,7 +243,6 @@ class C2fBlock(nn.Module):
     """
 
     def __init__(self, channels: int, n: int = 1, kernel: int = 3, drop_path=(0.0,)):
-        """Build the split conv, bottlenecks and mixing conv."""
         super().__init__()
         hidden = max(channels // 2, 1)
         self.hidden = hidden
@@ -317,10 +259,7 @@ class C2fBlock(nn.Module):
 
 
 class InvertedResidual(nn.Module):
-    """Inverted residual block with BatchNorm and SiLU (MobileNetV2 layout), channels in = out.
-
-    1x1 conv C->rC + BN + SiLU -> kxk depthwise conv + BN + SiLU -> 1x1 conv rC->C + BN -> DropPath, added to the
-    input. Every conv folds its BN in ``fuse()``.
+    """MobileNetV2's inverted residual: x + DropPath(1x1 rC->C (dw kxk (1x1 C->rC x))), BN after each, SiLU but last.
 
     Args:
         channels (int): Channels in and out.
@@ -330,7 +269,6 @@ class InvertedResidual(nn.Module):
     """
 
     def __init__(self, channels: int, kernel: int = 3, expansion: float = 2.0, drop_path: float = 0.0):
-        """Build the three convs."""
         super().__init__()
         hidden = max(1, int(round(channels * expansion)))
         self.expand = ConvNorm(channels, hidden, 1)
@@ -344,10 +282,7 @@ class InvertedResidual(nn.Module):
 
 
 class ImageDecoder(nn.Module):
-    """A light decoder that rebuilds a stride-4 copy of the input image from a column's stride-32 state.
-
-    1x1 conv C -> 3 * 8 * 8, then pixel shuffle by 8: every stride-32 position predicts the 8x8 stride-4 pixels it
-    covers. Used only in training (reconstruction supervision, ``RevCol`` option ``recon``).
+    """Rebuild a stride-4 copy of the image from a stride-32 state: 1x1 conv to 3 * 8 * 8, pixel shuffle by 8.
 
     Args:
         channels (int): Channels of the stride-32 state.
@@ -357,7 +292,6 @@ class ImageDecoder(nn.Module):
     SCALE = 8  # stride 32 -> stride 4
 
     def __init__(self, channels: int, image_channels: int = 3):
-        """Build the projection and the pixel shuffle."""
         super().__init__()
         self.proj = nn.Conv2d(channels, image_channels * self.SCALE**2, 1)
         self.shuffle = nn.PixelShuffle(self.SCALE)

@@ -16,16 +16,9 @@ official key (per column ``subnet{i}``, level ``l``)   ours                     
 ``subnet{i}.level{l}.blocks.{j}.gamma``                ``columns.{i}.levels.{l}.blocks.{j}.gamma.weight``  same
 =====================================================  ==================================================  ==========
 
-Numerics match as well: every LayerNorm has eps 1e-6 (channels-first in the stem and down fusions, channels-last
-``nn.LayerNorm`` / ``F.layer_norm`` in the blocks and up fusions, which is the same normalisation over C), GELU is
-the exact (erf) one, the up fusion projects at the coarse resolution and then upsamples with nearest x2, and a
-level adds ``alpha * previous`` to ``up + down`` fused and run through the blocks. The first column's alphas exist
-in the official files but multiply zeros there (that column has no previous one), so they are not loaded.
-
-Files come in two layouts: the classification releases (``{"model": ..., "state_dict_ema": ..., "optimizer": ...,
-"config": ...}``, with pretraining heads ``cls_blocks``, ``decoder_blocks`` or ``cls``) and the detection and
-segmentation ones (``{"state_dict": ...}``, the backbone under ``backbone.`` next to neck and heads). Everything that
-is not the backbone is skipped and counted.
+The first column's alphas (unused officially) are not loaded. Files are classification releases (``model``,
+``state_dict_ema``, ...) or detection/segmentation ones (``state_dict``, ``backbone.`` keys); whatever is not the
+backbone is skipped and counted. Why the numerics match: docs/official-weights.md.
 """
 
 from __future__ import annotations
@@ -125,30 +118,26 @@ class OfficialLoad:
 
 
 class _Unknown:
-    """Stand-in for objects a checkpoint pickles besides tensors (e.g. the training config); never used."""
+    """Stand-in for objects a checkpoint pickles besides tensors (e.g. the training config): takes and ignores all."""
 
     def __init__(self, *args, **kwargs):
-        """Accept and ignore whatever the pickle passes."""
+        pass
 
     def __setstate__(self, state) -> None:
-        """Ignore the pickled state."""
+        pass
 
     def __setitem__(self, key, value) -> None:
-        """Ignore pickled items."""
+        pass
 
     def append(self, value) -> None:
-        """Ignore pickled list items."""
+        pass
 
     def extend(self, values) -> None:
-        """Ignore pickled list items."""
+        pass
 
 
 class _TensorsOnlyUnpickler(pickle.Unpickler):
-    """Resolves only the globals torch's weights-only unpickler allows; every other class becomes ``_Unknown``.
-
-    Nothing is imported or called beyond that allow-list, so this is as safe as ``weights_only=True`` while still
-    reading files that also pickle objects of packages which may not be installed (the releases' yacs config).
-    """
+    """Resolves only the globals torch's weights-only unpickler allows (as safe); any other class is ``_Unknown``."""
 
     def find_class(self, module: str, name: str):
         """Return an allow-listed global, else the placeholder class."""
@@ -158,11 +147,8 @@ class _TensorsOnlyUnpickler(pickle.Unpickler):
 
 
 def _torch_load(path: Path) -> dict:
-    """Load a checkpoint's tensors without running code from it.
-
-    The weights-only unpickler is tried first; files that also pickle other objects (the classification releases
-    pickle their training config, a ``yacs`` node) are read again with those objects replaced by placeholders.
-    """
+    """Load a checkpoint's tensors without running code from it; other pickled objects become placeholders."""
+    # The classification releases also pickle their training config (a yacs node): weights_only refuses those files
     # Memory-mapped: a model YAML's check and the build that follows both read the file, and neither copies it
     mmap = zipfile.is_zipfile(path)  # the format of every torch.save since 1.6; older files cannot be mapped
     try:
@@ -188,10 +174,8 @@ def _state_dict(checkpoint, key: str | None) -> tuple[Mapping, str]:
 
 
 def _backbone(state: Mapping) -> tuple[dict[str, torch.Tensor], int]:
-    """Return the backbone tensors with ``module.`` / ``backbone.`` prefixes removed, and how many others there were.
-
-    The first column's alphas are left out here too: the official first column multiplies them by zeros.
-    """
+    """Return the backbone tensors (prefixes ``module.`` / ``backbone.`` removed, the first column's alphas left out)
+    and how many others there were."""
     keys = [k[len("module.") :] if k.startswith("module.") else k for k in state]
     prefixed = any(k.startswith("backbone.") for k in keys)  # detection/segmentation: only backbone.* is ours
     out = {}
@@ -247,13 +231,7 @@ def _require(tensors: Mapping[str, torch.Tensor], key: str) -> torch.Tensor:
 
 
 def infer_architecture(tensors: Mapping[str, torch.Tensor]) -> OfficialArchitecture:
-    """Read channels, blocks per level, columns, kernel and MLP ratio from official names and shapes.
-
-    Args:
-        tensors (Mapping[str, torch.Tensor]): Backbone tensors under official names (see ``read_official``).
-
-    Returns:
-        (OfficialArchitecture): The architecture; ``load_official`` then checks every tensor against it.
+    """Read the architecture from official backbone tensors' names and shapes (``read_official``'s first result).
 
     Raises:
         OfficialCheckpointError: Naming the first key that is missing or malformed.
@@ -326,14 +304,7 @@ def _check_convnext(model: nn.Module) -> None:
 
 
 def official_key_map(model: nn.Module) -> dict[str, str]:
-    """Map every official key a RevCol of this architecture has to the name of our tensor that holds it.
-
-    Args:
-        model (RevCol): A convnext/patchify RevCol.
-
-    Returns:
-        (dict[str, str]): Official key -> our ``state_dict`` key, stem first, then column by column.
-    """
+    """Return official key -> our ``state_dict`` key for every official tensor of convnext/patchify RevCol ``model``."""
     keys = {}
     for part in ("weight", "bias"):
         keys[f"stem.0.{part}"] = f"stem.convs.0.conv.{part}"
@@ -389,16 +360,10 @@ def load_official(model: nn.Module, checkpoint, key: str | None = None) -> Offic
 
 
 def build_official(cls: type, checkpoint, key: str | None = None, **options) -> nn.Module:
-    """Build a ``cls`` (RevCol) of an official checkpoint's architecture and load its weights (file read once).
+    """Return a ``cls`` (RevCol) of the checkpoint's architecture with its weights, ``official_load`` set.
 
-    Args:
-        cls (type): The RevCol class.
-        checkpoint (str | Path | Mapping): File or loaded contents, in any published layout.
-        key (str | None): Entry to read; default the EMA weights when present, else "model".
-        **options: Further constructor arguments that do not change the architecture (drop_path, reversible, aux).
-
-    Returns:
-        (RevCol): The model with the checkpoint's weights; its ``official_load`` attribute holds the record.
+    ``checkpoint`` and ``key`` as for ``load_official`` (the file is read once); ``options`` are further constructor
+    arguments that leave the architecture alone (drop_path, reversible, aux).
     """
     tensors, record = read_official(checkpoint, key)
     model = cls(**infer_architecture(tensors).kwargs(), **options)
@@ -451,16 +416,8 @@ def describe(tensors: Mapping[str, torch.Tensor]) -> str:
 
 
 def official_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Return ``model``'s weights under the official names and layouts (loadable by the official ``FullNet``).
-
-    The first column's alphas, which the official code creates but never uses, are written at their initial 0.5.
-
-    Args:
-        model (RevCol): A convnext/patchify RevCol.
-
-    Returns:
-        (dict[str, torch.Tensor]): Official key -> tensor (copies).
-    """
+    """Return copies of convnext/patchify RevCol ``model``'s weights under the official names and layouts (loadable
+    by the official ``FullNet``); the first column's unused alphas at their initial 0.5."""
     _check_convnext(model)
     ours = model.state_dict()
     out = {}

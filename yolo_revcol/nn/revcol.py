@@ -28,21 +28,16 @@ BLOCK_DEFAULTS = {"convnext": {"mlp_ratio": 4.0, "layer_scale": 1e-6}, "c2f": {}
 
 
 class Stem(nn.Module):
-    """Stem from the image to level 0 (stride 4).
-
-    ``patchify`` (RevCol): one 4x4 stride-4 conv + norm. ``yolo``: two 3x3 stride-2 convs as in YOLOv8 (the first
-    with half the channels), which sees every pixel with overlapping windows. The norm follows the block family
-    (LayerNorm for convnext, BatchNorm + SiLU for c2f).
+    """Stem from the image to level 0 (stride 4), in the block family's norm.
 
     Args:
         c1 (int): Input channels.
         c2 (int): Output channels (channels of level 0).
-        kind (str): "patchify" or "yolo".
-        block (str): Block family, "convnext" or "c2f".
+        kind (str): "patchify" (one 4x4 stride-4 conv) or "yolo" (two 3x3 stride-2 convs, the first at half width).
+        block (str): Block family (its norm and activation).
     """
 
     def __init__(self, c1: int, c2: int, kind: str = "patchify", block: str = "convnext"):
-        """Build the stem's convs."""
         super().__init__()
         norm, act = norm_of(block), block != "convnext"
         if kind == "patchify":
@@ -218,15 +213,11 @@ def _checked_arguments(init):
 class RevCol(nn.Module):
     """Reversible Column Network backbone (Cai et al., ICLR 2023).
 
-    A patchify stem feeds ``columns`` columns; every column receives the stem output again, plus the previous
-    column's states through reversible connections. ``forward`` returns the last column's maps at strides
-    4, 8, 16 and 32.
+    A stem feeds ``columns`` columns; each takes the stem output and the previous column's states (reversible
+    connections). ``forward`` returns the last column's maps at strides 4, 8, 16 and 32.
 
-    With ``reversible=True`` (the default), in training mode with grad enabled, the columns run through a custom
-    autograd function that keeps only the stem output and the last column's states (plus a few bits per element
-    that make reconstruction exact) and reconstructs earlier columns during backward, so activation memory does not
-    grow with ``columns`` and gradients are those of plain backprop. Otherwise (eval, no-grad, tracing, export, or
-    ``reversible=False``) the columns run as plain PyTorch modules. ``reversible`` can be flipped at any time.
+    Training with grad and ``reversible`` on runs ``ReversibleColumns``: activation memory flat in ``columns``,
+    gradients equal to plain backprop's. Anything else (eval, no-grad, tracing, export) runs the plain modules.
 
     Args:
         c1 (int): Input channels.
@@ -238,28 +229,18 @@ class RevCol(nn.Module):
             take none.
         drop_path (float): Largest DropPath probability; it rises linearly over each column's blocks.
         reversible (bool): Train through the reversible autograd path.
-        layer_scale (float | None): Initial layer scale of convnext blocks (default 1e-6 as in ConvNeXt and RevCol;
-            larger values switch the blocks on from the start); c2f blocks take none.
-        block (str): Block family: "convnext" (the paper's ConvNeXt-style block and LayerNorm fusions), "c2f"
-            (YOLOv8-style C2f block, BatchNorm + SiLU, which folds into convs for inference) or "inverted" (inverted
-            residuals, 1x1 expand by ``mlp_ratio`` (default 2), depthwise, 1x1 project, BatchNorm + SiLU).
-        stem (str): "patchify" (4x4 stride-4 conv, the paper's) or "yolo" (two 3x3 stride-2 convs).
-        aux (float): Weight of intermediate supervision (0: off). When positive, the columns listed by
-            ``supervised_columns`` also hand their states to auxiliary heads (``attach_aux_heads``) in training mode;
-            see ``aux_weights`` for how the weight is spread over them. Training only: eval, ``fuse`` and export
-            never run the heads. Under DistributedDataParallel, consume ``pop_aux_outputs`` inside the wrapped
-            forward (as Ultralytics does, computing its loss there), or DDP takes the heads for unused parameters.
-        weights (str | None): Path of an official RevCol checkpoint (megvii-research/RevCol release, detection or
-            segmentation file) to load when the model is built; its architecture must be this one (convnext block,
-            patchify stem). Never downloaded. See ``load_official``.
-        recon (float): Weight of reconstruction supervision (0: off), the paper's other half of intermediate
-            supervision. When positive, each column of ``supervised_columns`` gets an ``ImageDecoder`` that rebuilds
-            a stride-4 copy of the input image from the column's stride-32 state; in training mode the forward keeps
-            ``sum(w_k * MSE)`` with the falling weights of ``recon_weights`` for ``pop_recon_loss``. Training only,
-            like ``aux``; the two combine.
-        down (str | None): Down fusion between levels: "conv" (3x3 stride-2 conv), "patch" (2x2 stride-2 conv) or
-            "dw" (3x3 stride-2 depthwise conv, then 1x1 conv); None for the family's default (convnext: patch,
-            otherwise conv).
+        layer_scale (float | None): Initial layer scale of convnext blocks (default 1e-6); other blocks take none.
+        block (str): Block family: "convnext" (the paper's, LayerNorm), "c2f" (YOLOv8's C2f, BatchNorm + SiLU) or
+            "inverted" (inverted residuals expanding by ``mlp_ratio``, BatchNorm + SiLU).
+        stem (str): "patchify" (the paper's 4x4 stride-4 conv) or "yolo" (two 3x3 stride-2 convs).
+        aux (float): Weight of intermediate supervision (0: off): in training, ``supervised_columns`` feed auxiliary
+            heads (``attach_aux_heads``, weights ``aux_weights``), whose outputs ``pop_aux_outputs`` returns; under
+            DDP, pop them inside the wrapped forward.
+        weights (str | None): Path of an official RevCol checkpoint to load at build time (convnext, patchify; never
+            downloaded). See ``load_official``.
+        down (str | None): Down fusion, "conv", "patch" or "dw" (see ``DownFusion``); None: the family's default.
+        recon (float): Weight of reconstruction supervision (0: off): in training, ``supervised_columns`` rebuild a
+            stride-4 copy of the image (``ImageDecoder``), weighted by ``recon_weights``, for ``pop_recon_loss``.
 
     Examples:
         >>> model = RevCol(3, [16, 32, 64, 128], [1, 1, 3, 1], columns=2)
@@ -348,10 +329,7 @@ class RevCol(nn.Module):
 
     @classmethod
     def from_official(cls, checkpoint, key: str | None = None, **options) -> RevCol:
-        """Build a RevCol of an official checkpoint's architecture (megvii-research/RevCol) with its weights.
-
-        Channels, blocks per level, columns, kernel and MLP ratio are read from the tensors' names and shapes; the
-        model uses the paper's convnext block and patchify stem, and computes what the official backbone computes.
+        """Build a RevCol of an official checkpoint's architecture (read from its names and shapes) with its weights.
 
         Args:
             checkpoint (str | Path | Mapping): A release file (``{"model", "state_dict_ema", ...}``), a detection or
@@ -383,32 +361,18 @@ class RevCol(nn.Module):
 
     @property
     def feature_info(self) -> list[dict]:
-        """The four outputs described as timm describes a backbone's features, finest first.
-
-        Returns:
-            (list[dict]): Per output: ``num_chs`` (channels), ``reduction`` (stride: 4, 8, 16, 32) and ``module``, the
-                name of the submodule that computes it: the last column, whose forward returns all four in this order.
-        """
+        """timm's description of the outputs, finest first: ``num_chs``, ``reduction``, ``module`` (the last column)."""
         last = f"columns.{len(self.columns) - 1}"
         strides = [MAX_STRIDE >> (NUM_LEVELS - 1 - i) for i in range(NUM_LEVELS)]
         return [dict(num_chs=c, reduction=s, module=last) for c, s in zip(self.channels, strides)]
 
     def no_weight_decay(self) -> set[str]:
-        """Names of the parameters to keep out of weight decay (timm's convention): layer scales and alphas.
-
-        They are per-channel gains, like a norm's weight; the Ultralytics integration honours this list when it
-        builds the optimiser.
-        """
+        """Names of the parameters to keep out of weight decay (timm's convention): layer scales and alphas."""
         return {f"{name}.weight" for name, m in self.named_modules() if isinstance(m, ChannelScale)}
 
     @property
     def supervised_columns(self) -> list[int]:
-        """Indices of the columns that intermediate supervision reads (empty when ``aux`` and ``recon`` are 0).
-
-        As in the paper, every ``max(1, columns // 4)``-th column is supervised; the last column never is (the
-        model's own head reads it): 2 or 3 columns supervise all but the last, 8 columns supervise columns 2, 4, 6
-        (1-based).
-        """
+        """Columns intermediate supervision reads: every ``max(1, columns // 4)``-th, never the last (none when off)."""
         if not (self.aux or self.recon):
             return []
         step = max(1, len(self.columns) // 4)
@@ -416,21 +380,13 @@ class RevCol(nn.Module):
 
     @property
     def aux_weights(self) -> list[float]:
-        """Loss weight of each supervised column: rising with its depth, ``aux`` for the deepest one.
-
-        Column k (0-based) gets ``aux * (k + 1) / (K + 1)``, K the deepest supervised column, so later columns, which
-        carry more semantic information, weigh more (the paper raises classification weights the same way).
-        """
+        """Loss weight of each supervised column k: ``aux * (k + 1) / (K + 1)``, K the deepest supervised one."""
         cols = self.supervised_columns
         return [self.aux * (k + 1) / (cols[-1] + 1) for k in cols]
 
     @property
     def recon_weights(self) -> list[float]:
-        """Reconstruction loss weight of each supervised column: falling with depth, ``recon`` for the first.
-
-        Column k (0-based) of N gets ``recon * (1 - k / N)``, as the paper weighs reconstruction: early columns keep
-        the low-level information, later ones are left to become semantic.
-        """
+        """Reconstruction weight of each supervised column k of N: ``recon * (1 - k / N)`` (falling with depth)."""
         n = len(self.columns)
         return [self.recon * (1 - k / n) for k in self.supervised_columns]
 
@@ -474,7 +430,7 @@ class RevCol(nn.Module):
         return {**super().__getstate__(), "_aux_outputs": [], "_recon_loss": None, "official_load": None}
 
     def __setstate__(self, state: dict) -> None:
-        """Unpickle, giving models saved before intermediate supervision existed its off state."""
+        """Unpickle: attributes of removed arguments are dropped, those added since take their off defaults."""
         for name in REMOVED_ARGS:  # attributes of removed arguments, which nothing reads any more
             state.pop(name, None)
         super().__setstate__(state)
@@ -490,16 +446,7 @@ class RevCol(nn.Module):
 
     @torch.no_grad()
     def fuse(self) -> RevCol:
-        """Fold inference-time affine steps into convolutions, exactly (Ultralytics' ``model.fuse()`` calls this).
-
-        BatchNorms fold into the preceding conv; a ConvNeXt block's LayerNorm affine folds into its first 1x1 conv
-        and its layer scale into the second. Only for inference: BatchNorm statistics are frozen afterwards.
-
-        The auxiliary heads, which only serve training, are removed.
-
-        Returns:
-            (RevCol): self.
-        """
+        """Fold norms and layer scales into convs exactly, drop the training-only heads; return self. Inference only."""
         self.drop_aux_heads()
         for m in list(self.modules()):  # listed first: fusing replaces submodules
             if m is not self and callable(getattr(m, "fuse", None)):

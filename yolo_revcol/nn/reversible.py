@@ -1,46 +1,16 @@
-"""The reversible autograd path: train a stack of columns while storing only the stem output and the last column.
+"""The reversible autograd path: train columns keeping only the stem output, the last column's states and the bits
+the forward's rounding discards.
 
-Forward runs every column without building a graph. Backward walks the columns from last to first and, inside a
-column, the levels from coarsest (3) to finest (0). At each level it recomputes the level body with grad enabled,
-uses it twice, and then frees it:
+Forward runs the columns without a graph and records, per level, which of a few consecutive floats the previous
+state was (``_LostBits``). Backward walks the columns last to first, each from its coarsest level to its finest:
+recompute the level body, rebuild the previous column's state from it exactly, backpropagate the level. At most one
+level's graph is alive, so memory does not grow with the column count.
 
-* backpropagates the level's output gradient into its inputs, its parameters and alpha;
-* reconstructs the previous column's state at that level, (state - body) / alpha, exactly (see below).
-
-Level l of the previous column is needed by level l - 1 of this column (as its up input), which is exactly the
-next level visited, so reconstruction and backpropagation proceed in one sweep and at most one level's graph is
-alive at a time. Training memory is therefore independent of the number of columns.
-
-Reconstruction is exact, bit for bit. Dividing by alpha in floating point does not undo the forward's rounding,
-and the error used to grow about 10-20x per reconstructed column in float32 with trained-like weights (|alpha| down
-to 0.1), so that earlier releases kept every other column's states. Carrying the states in float64 instead is not
-enough either: it changes the forward's rounding, and a RevCol of the c2f block family with trained-like weights
-amplifies a rounding-level change by about 2x per column (plain float32 and plain float64 backprop differ by 2.6e-3
-relative at 8 columns, 0.4 at 16), so its gradients cannot match plain float32 backprop to 1e-4 unless the forward
-is the same. So the forward is plain backprop's, operation for operation, and what its rounding discards is kept
-instead: given the state, the recomputed body and alpha, the previous state is one of a few consecutive floats,
-and which one is pushed onto a per-element integer stack (``_LostBits``): about 1.7 bits per element and column, 31
-bits per stack up to 8 columns and 63 beyond. Saved memory: the stem output, the last column's states and one
-stack per level (int32 up to 8 columns, the states' bytes in float32; int64 beyond, twice them), so 16 columns keep
-one float32 column's bytes more than 2 to 8 do, and the same at 16 and 24 columns (measured), 1.02x at 32. The
-level bodies are then recomputed from identical inputs and give identical outputs, which assumes deterministic
-kernels (measured on CPU only; if a kernel is not, the reported reconstruction error below says so). Measured on
-CPU, float32 and bf16 autocast, 2 to 16 columns, both block families: the reconstructed states equal the forward's
-exactly, and gradients match plain backprop up to summation order (at most 1.1e-7 relative). The price is time:
-finding the brackets is about 60 elementwise operations per level and pass (``_candidates``), which made a CPU
-training step about 1.4x that of the old division-based reverse pass at 8 columns.
-
-BatchNorm layers (the c2f block family) normalise with batch statistics in both the forward and the recomputation,
-but only the forward may update their running statistics: recomputation runs with running-statistics tracking
-switched off, so each training step moves them exactly once, as plain backprop does.
-
-Columns under intermediate supervision hand their states out as extra outputs of the function; the gradients that
-come back for them are added to the gradients of the reconstructed states when the reverse pass reaches that
-column, so they flow through every earlier column exactly as in plain backprop.
-
-Parameters are passed through the autograd function and their gradients are returned from ``backward`` instead of
-being accumulated into ``.grad`` by nested backward calls, so DistributedDataParallel (with or without
-``find_unused_parameters``) sees exactly one gradient per parameter.
+Invariants: the forward is plain backprop's, operation for operation; with deterministic kernels every state is
+rebuilt bit for bit, so gradients equal plain backprop's (the first column's error is reported to check it); DropPath
+masks are replayed and BatchNorm running statistics move once per step; parameter gradients are returned from
+``backward``, one per parameter, as DistributedDataParallel expects. Measurements: docs/design.md, "Notes on the
+reverse pass".
 """
 
 from __future__ import annotations
@@ -175,11 +145,8 @@ def _floor(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 def _candidates(body: torch.Tensor, alpha: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Bracket, per element, the floats v that the forward's ``state = body + v * alpha`` can have come from.
 
-    The forward rounds twice: p = v * alpha, then state = body + p. Walking back: p lies between the rounding
-    midpoints of ``state``, shifted by ``body``; v * alpha between the outer midpoints of the first and last such
-    p; dividing by alpha (> 0 here) bounds v. Both passes compute the bracket the same way from the same bits, so it
-    need not be tight, only reproducible; it holds the true v for all but a few elements (non-finite values, ties
-    the float64 steps round the wrong way), which the forward keeps aside. Measured: 1.7 bits (log2 n) per element.
+    Walks back the forward's two roundings (p = v * alpha, then body + p). The bracket depends only on the bits of its
+    inputs, so both passes get the same one; it need not be tight, and an element outside it is kept aside.
 
     Args:
         body (torch.Tensor): The recomputed level body.
@@ -202,29 +169,12 @@ def _candidates(body: torch.Tensor, alpha: torch.Tensor, state: torch.Tensor) ->
 
 
 class _LostBits:
-    """What the forward's rounding discards, kept so that the reverse pass recovers every column's states exactly.
+    """Per-element stacks of the previous states' positions in their brackets: ``pop`` undoes ``push`` exactly.
 
-    The forward computes c = body + c' * alpha in the states' dtype and rounds; (c - body) / alpha does not give
-    the previous state c' back exactly, and the error grows from column to column (float32, trained-like weights:
-    about 10-20x per column). But with c, body and alpha known, c' lies in a small bracket of n consecutive floats
-    (``_candidates``, computed from the same bits in both passes). The forward pushes c''s position j in its
-    bracket (0 <= j < n) onto a per-element integer stack, mixed radix: stack = stack * n + j; the reverse pass,
-    reaching the same level of the same column, recomputes the bracket and pops j: j = stack % n, stack //= n.
-    Columns come off in the opposite order they went on. Every state is rebuilt bit for bit, so are the level bodies
-    recomputed from them, and the gradients are those of the forward that actually ran.
-
-    Elements whose c' lies outside its bracket (non-finite values; none seen in float16, bfloat16, float32 or
-    float64 model tests) are kept aside as (index, value) exceptions. A stack is kept as int32 (31 bits) for up to
-    ``WIDE_FROM - 1`` columns, whose at most 7 pushes of at most about 4 bits fit, else as int64 (63 bits): half the
-    bytes where few columns need few bits. An element whose stack would overflow spills it (index and value) and
-    starts again from zero. Both lists are saved for backward.
-
-    Measured (tiny RevCols at 64 and 128 px, trained-like weights with |alpha| in [0.1, 1], float32 and bf16
-    autocast, both block families): log2 n averages 1.7 bits per element and column; after 15 reconstructed columns
-    stacks hold 26 bits on average and 47-61 at most, so 16 columns spill nothing from int64 stacks (nor 8 from
-    int32 ones), and saved bytes are the same at 16 and 24 columns. Beyond about 30 columns elements start to spill:
-    32 columns save 1.02x the 16-column bytes, 48 columns 1.26x (c2f) to 1.46x (convnext), 64 columns 1.27x to 1.49x
-    (measured with int64 stacks at every column count).
+    For c = body + c' * alpha, ``push`` stores c''s index j in its bracket of n floats (``_candidates``) as
+    stack = stack * n + j; ``pop`` recomputes the bracket and takes j = stack % n, so columns come off in the opposite
+    order they went on. Stacks are int32 below ``WIDE_FROM`` columns, else int64. Elements outside their bracket
+    (exceptions) and stacks that would overflow (spills) are kept aside by index and value.
     """
 
     WIDE_FROM = 9  # columns from which stacks are int64
@@ -318,15 +268,11 @@ def _sign(alpha: torch.Tensor) -> torch.Tensor | None:
 class ReversibleColumns(torch.autograd.Function):
     """Run columns 1..N keeping only the stem output and column N's states (plus the lost bits).
 
-    ``apply(columns, report, supervised, x, *params)`` returns column N's four states, then the
-    four states of every column listed in ``supervised`` (indices before the last, for auxiliary heads). ``params``
-    must be ``reversible_parameters(columns)`` (every trainable parameter, level by level); their gradients are
-    returned from ``backward`` by position.
-
-    The first column depends on the stem output alone, so backward recomputes its finest state exactly and
-    compares it with the one reconstructed through all later columns: that relative error is the true accumulated
-    reconstruction error of the pass, 0 when every level body recomputed bit for bit (nonzero only with
-    nondeterministic kernels). It is handed to ``report`` (a callable, or None) as a 0-d tensor.
+    ``apply(columns, report, supervised, x, *params)`` returns column N's four states, then the four states of every
+    column in ``supervised`` (indices before the last, for auxiliary heads). ``params`` must be
+    ``reversible_parameters(columns)``; their gradients are returned by position. Backward hands ``report`` (a
+    callable, or None) the first column's relative reconstruction error as a 0-d tensor: 0 unless a kernel was not
+    deterministic.
     """
 
     @staticmethod
