@@ -1,22 +1,17 @@
-"""Train stock YOLOv8n and YOLOv8n-RevCol with identical settings over several seeds and compare their accuracy.
+"""Train models with identical settings over several seeds and compare their accuracy (``yolo-revcol accuracy``).
 
-Each (model, seed) run trains from scratch (no weights) in its own Python subprocess, so that its peak resident memory
-and wall time are its own. Reported per run: mAP50 and mAP50-95 of the final validation of ``best.pt``, the
-``model.train()`` wall time, the training loop's own time (Ultralytics' ``results.csv``) and peak RSS; per model: the
-parameters and GFLOPs of the inference model (training-only auxiliary heads counted apart), the mean and standard
-deviation over seeds, the ratio of means to the first model and the decision rule's verdict (``decide``): a model
-counts as better or worse than the first only when the difference of means exceeds two standard errors.
-
-A finished run is reused when its model (the parsed YAML), dataset and settings are identical (``result.json`` files
-under ``<project>/<dataset>/results``), so adding a model or a seed trains only what is new. Writes
-``accuracy_<dataset>.md``, ``.csv`` (one row per run) and ``.png`` (mAP50-95 per epoch: mean and min-max band per
-model) and prints the tables.
+Each (model, seed) run trains from scratch in its own subprocess (its peak RSS and wall time are its own). Per model:
+params and GFLOPs of the inference model, mAP50 and mAP50-95 of the final validation of ``best.pt`` (mean and SD
+over seeds), the ratio of means to the first model and the 2-standard-error verdict; with two or more stock rows,
+every RevCol model against stock at its own cost. A finished run is reused when its parsed model YAML, dataset and
+settings are identical (the ledger under ``--out``). ``--study NAME`` trains stock, the shipped RevCol row and the
+variants of ``studies.yaml`` instead (``ablation_<study>.*``).
 
 Examples:
     yolo-revcol accuracy --jobs 2                 # yolov8n vs yolov8n-revcol, seeds 0 1 2 on revcol-shapes
     yolo-revcol accuracy --quick --out /tmp/acc   # smoke test: 1 epoch at 64 px on a tiny generated dataset
-    yolo-revcol accuracy --models yolov8n.yaml cfg/yolov8n-revcol.yaml my-variant.yaml --seeds 0 1 2 3 4
-    yolo-revcol accuracy --readme README.md       # also replace the <!-- accuracy:start/end --> block
+    yolo-revcol accuracy --models yolov8n.yaml yolov8n-revcol.yaml yolov8n@d0.17w0.21 --readme README.md
+    yolo-revcol accuracy --study cheap --seeds 0 --jobs 2 --readme docs/design.md
 """
 
 from __future__ import annotations
@@ -77,22 +72,10 @@ def split_kd(model: str) -> tuple[str, bool]:
 
 @dataclass
 class Result:
-    """What one training run measured.
-
-    Attributes:
-        name (str): Model name (YAML stem).
-        params (int): Parameters of the trained inference model (with the dataset's number of classes).
-        gflops (float): GFLOPs at the training image size.
-        gflops_640 (float): GFLOPs at 640.
-        map50 (float): mAP50 of the final validation of ``best.pt``.
-        map50_95 (float): mAP50-95 of the final validation of ``best.pt``.
-        train_s (float): Wall time of ``model.train()`` (setup, epochs, final validation).
-        loop_s (float): Training-loop time Ultralytics logs in ``results.csv`` (epochs and per-epoch validation).
-        rss_mib (float): Peak resident memory of the training process.
-        save_dir (str): Ultralytics' run directory.
-        curve (list[float]): mAP50-95 after each epoch, from ``results.csv``.
-        seed (int): Training seed.
-        train_only (int): Parameters used in training only (auxiliary heads), not in ``params``.
+    """What one training run measured: params (inference model, the dataset's classes; ``train_only``: training-only
+    heads), GFLOPs at the training size and at 640, mAP50 and mAP50-95 of the final validation of ``best.pt``,
+    ``model.train()`` wall time (``train_s``) and the loop time of ``results.csv`` (``loop_s``), peak RSS, the run
+    folder, mAP50-95 per epoch (``curve``) and the seed.
     """
 
     name: str
@@ -117,15 +100,8 @@ BASE_YAML = "yolov8-revcol.yaml"
 
 @dataclass
 class Variant:
-    """One entry of ``studies.yaml``: the shipped RevCol row with some arguments replaced.
-
-    Attributes:
-        name (str): Short name, used in file names.
-        what (str): What it changes, for the table.
-        options (dict): RevCol options by name, merged over the shipped ones.
-        columns (int | None): Column count for every scale (None: the YAML's).
-        channels (list[int] | None): Channels per level before width scaling (None: the YAML's).
-        layers (list[int] | None): Blocks per level before depth scaling (None: the YAML's).
+    """One entry of ``studies.yaml``: the shipped RevCol row with RevCol ``options`` merged over its own and, where
+    given, ``columns`` (every scale), ``channels`` and ``layers`` (per level, before scaling) replaced.
     """
 
     name: str
@@ -198,35 +174,22 @@ def parse_scaled_stock(name: str) -> tuple[str, str, float | None, float | None]
         raise ValueError(f"scaled stock model {name!r}: expected e.g. yolov8n@w0.21 or yolov8n@d0.17w0.21")
     multiples = []
     for label in ("depth", "width"):
-        if m[label] is None:
-            multiples.append(None)
-            continue
         try:
-            multiple = float(m[label])
+            value = None if m[label] is None else float(m[label])
         except ValueError:
             raise ValueError(f"scaled stock model {name!r}: {label} multiple {m[label]!r} is not a number") from None
-        if not 0 < multiple <= 4:
-            raise ValueError(f"scaled stock model {name!r}: {label} multiple {multiple:g} must be in (0, 4]")
-        multiples.append(multiple)
+        if value is not None and not 0 < value <= 4:
+            raise ValueError(f"scaled stock model {name!r}: {label} multiple {value:g} must be in (0, 4]")
+        multiples.append(value)
     return m["family"], m["scale"], *multiples
 
 
 def scaled_stock_yaml(name: str, folder: Path) -> Path:
     """Write Ultralytics' own YAML of a stock family at a custom scale (``yolov8n@d0.17w0.21``) into ``folder``.
 
-    The named scale's depth and width multiples are replaced where given (its max channels kept), and that scale is
-    the only one in the file, so the model is built exactly as Ultralytics builds its own scales, only smaller or
-    larger: the frontier a smaller backbone is judged against.
-
-    Args:
-        name (str): ``<family><scale>@[d<depth>][w<width>]``, family yolov8 or yolo11, at least one multiple.
-        folder (Path): Where to write ``<family><scale>-d<depth>-w<width>.yaml``.
-
-    Returns:
-        (Path): The written YAML (its stem names the runs, and keeps the scale letter Ultralytics reads).
-
-    Raises:
-        ValueError: As ``parse_scaled_stock``.
+    The named scale's depth and width multiples are replaced where given (max channels kept) and it is the file's only
+    scale, so the model is built as Ultralytics builds its own scales: the frontier a RevCol row is judged against.
+    Returns ``<family><scale>-d<depth>-w<width>.yaml``; raises ``ValueError`` as ``parse_scaled_stock``.
     """
     from ultralytics.utils import ROOT
 
@@ -276,18 +239,9 @@ def resolve_model(name: str, folder: Path | None = None) -> str:
 
 
 def train_one(model: str, data: str, project: str, name: str, settings: dict, teacher: str | None = None) -> dict:
-    """Train one model from its YAML in this process and measure it; meant to run in a fresh subprocess.
-
-    Args:
-        model (str): Model YAML (path or Ultralytics name).
-        data (str): Dataset YAML.
-        project (str): Absolute Ultralytics project directory.
-        name (str): Run name inside ``project`` (an existing run of that name is overwritten).
-        settings (dict): ``Settings`` fields, passed to ``model.train`` (the distillation ones as below).
-        teacher (str | None): Weights of the distillation teacher (``distill_model``), with ``settings["dis"]``.
-
-    Returns:
-        (dict): ``Result`` fields except ``curve``, ``name``, ``seed`` and ``loop_s`` (the parent adds them).
+    """Train ``model`` on ``data`` into ``project/name`` with ``settings`` (``Settings`` fields; with ``teacher``'s
+    weights as Ultralytics' ``distill_model``) in this process, meant to be a fresh one; return the ``Result`` fields
+    but ``curve``, ``name``, ``seed`` and ``loop_s``.
     """
     import copy
 
@@ -431,12 +385,7 @@ def best_weights(result: Result) -> Path:
 
 @dataclass
 class Teacher:
-    """A distillation teacher: a model trained with the benchmark's own settings, known to the ledger.
-
-    Attributes:
-        name (str): The teacher's run, ``<model>-seed<seed>-<key>`` (what a student's run identity records).
-        weights (str): Its ``best.pt``.
-    """
+    """A distillation teacher: its run (``<model>-seed<seed>-<key>``, recorded in a student's identity) and weights."""
 
     name: str
     weights: str

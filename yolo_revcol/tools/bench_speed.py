@@ -1,33 +1,15 @@
-"""CPU speed of RevCol YOLO models against stock YOLOv8: batch-1 inference latency and training-step time.
+"""CPU speed of RevCol YOLO models against stock YOLOv8 (``yolo-revcol speed``), both built from their YAMLs.
 
-Per scale, both models are built from their YAMLs (no weights; speed does not depend on trained values) and timed in
-the same process, alternately:
-
-* inference, batch 1, per image size: the fused eval model (``.eval().fuse()``, as Ultralytics runs it before
-  predicting or exporting) in PyTorch eager under ``torch.inference_mode()``, and the ONNX file Ultralytics' exporter
-  writes (``YOLO(checkpoint).export(format="onnx")``, default settings) in ONNX Runtime's CPU provider;
-* the backbone alone (every layer up to and including SPPF, after which both models are the same neck and head), in
-  PyTorch eager: not a target, but it shows how much of each model's time the RevCol backbone can win back;
-* one training step (forward, Ultralytics' detection loss on a synthetic batch of random boxes, backward) in train
-  mode, for RevCol through its reversible path (the YAML default), RevCol with plain backprop
-  (``RevCol.reversible = False``) and stock.
-
-Timing: every model gets ``--warmup`` untimed runs, then ``--rounds`` rounds each time ``--runs`` runs of every model
-back to back, the order rotating from round to round, so that drift in machine load hits all models alike. Reported:
-medians over all timed runs and the ratio RevCol / stock of the medians. torch and ONNX Runtime use the same thread
-count (``--threads``). Writes ``speed.md``, ``speed.csv`` and ``speed.png`` (ratios) into ``--out``; ``--profile N``
-also writes ``speed_profile.md``, the top-N operators by self CPU time of each eager inference pair.
-
-``--paper t s b`` times the paper's backbones instead (``cfg/revcol-{t,s,b}-yolov8.yaml``), each against the stock
-YOLOv8 whose neck and head widths its YAML writes out (``PAPER_STOCK``), with the same measures and no targets.
-Writes ``speed_paper.md/.csv/.png`` and the ``<!-- speed-paper:start/end -->`` block, and, where the user set none,
-takes fewer rounds and runs and a smaller training batch (``PAPER_DEFAULTS``): RevCol-T alone is 91 GFLOPs at 640.
+Measures, per pair: batch-1 inference of the fused eval models in PyTorch eager and of Ultralytics' ONNX export in
+ONNX Runtime, the backbone alone (layers up to SPPF; both share the neck and head after it), and one training step
+(forward, Ultralytics' loss on random boxes, backward) for stock and for RevCol through its reversible path and
+with plain backprop. Models are timed alternately (``toolbox.interleave``); medians and the ratio RevCol / stock.
+``--paper t s b`` times the paper's backbones against the stock YOLOv8 of their neck (``PAPER_STOCK``) instead.
 
 Examples:
     yolo-revcol speed                                  # n and s at 640 and 320, eager + ONNX Runtime + training
     yolo-revcol speed --scales n --imgsz 640 --no-train --profile 15
-    yolo-revcol speed --readme README.md               # also replace the <!-- speed:start/end --> block
-    yolo-revcol speed --paper --readme README.md       # RevCol-T vs YOLOv8s; <!-- speed-paper:start/end --> block
+    yolo-revcol speed --readme README.md docs/benchmarks.md
     yolo-revcol speed --paper t s b --no-onnx          # T and S vs YOLOv8s, B vs YOLOv8m
 """
 
@@ -79,13 +61,7 @@ PAPER_DEFAULTS = dict(rounds=3, runs=3, warmup=1, train_batch=4, train_runs=1)
 
 
 class Pair(NamedTuple):
-    """Two models timed against each other.
-
-    Attributes:
-        stock (str): Stock YOLOv8 YAML, as Ultralytics resolves it (``yolov8s.yaml``).
-        revcol (str): RevCol YAML path (a scaled name such as ``.../yolov8n-revcol.yaml`` picks the scale).
-        label (str): First column of the pair's rows: the scale (``n``) or, for the paper's YAMLs, ``T vs yolov8s``.
-    """
+    """Two models timed against each other: stock YAML, RevCol YAML and the rows' label (``n``, ``T vs yolov8s``)."""
 
     stock: str
     revcol: str
@@ -94,15 +70,8 @@ class Pair(NamedTuple):
 
 @dataclass
 class Row:
-    """One RevCol-vs-stock measurement: per-run times in milliseconds of both models.
-
-    Attributes:
-        scale (str): Model scale (n, s, ...), or the label of a paper pair (``T vs yolov8s``), which has no targets.
-        measure (str): What was timed (``EAGER``, ``BACKBONE``, ``ORT``, or a ``TRAIN_*`` step).
-        imgsz (int): Square input size.
-        batch (int): Batch size.
-        stock (list[float]): Timed runs of the stock model (ms).
-        revcol (list[float]): Timed runs of the RevCol model (ms).
+    """One measure (``EAGER``, ``BACKBONE``, ``ORT``, ``TRAIN_*``) of one pair at one size: per-run times (ms) of both
+    models; ``scale`` is the pair's label (targets apply to the project's scales only).
     """
 
     scale: str
@@ -173,13 +142,8 @@ def backbone_forward(model, x):
 
 
 def export_onnx(checkpoint: Path, imgsz: int) -> Path:
-    """Export a saved model the way users do, ``YOLO(checkpoint).export(format="onnx", imgsz=imgsz)``.
-
-    Exporting from a checkpoint writes the file next to it (a model built from a YAML would export into the working
-    directory). Ultralytics' defaults apply: fused, float32, batch 1, static shape, onnxslim-simplified.
-
-    Returns:
-        (Path): The ONNX file.
+    """Export a saved model as users do (``YOLO(checkpoint).export(format="onnx", imgsz=imgsz)``, defaults); the
+    file lands next to the checkpoint.
     """
     from ultralytics import YOLO
 
@@ -197,17 +161,8 @@ def ort_session(onnx_path: Path, threads: int):
 
 
 def bench_inference(pair: Pair, sizes: list[int], args: argparse.Namespace, tmp: Path) -> list[Row]:
-    """Batch-1 latency of one pair's fused eval models: PyTorch eager (whole model and backbone to SPPF), then
-    (unless ``--no-onnx``) ONNX Runtime.
-
-    Args:
-        pair (Pair): The stock and RevCol YAMLs and the rows' label.
-        sizes (list[int]): Square input sizes.
-        args (argparse.Namespace): Parsed options (timing, threads, ``onnx``, ``profile``).
-        tmp (Path): Empty folder of this pair for the checkpoints and ONNX files.
-
-    Returns:
-        (list[Row]): Per size, the eager, backbone and (with ONNX) ONNX Runtime rows.
+    """Batch-1 latency of one pair's fused eval models at each size: PyTorch eager (whole model, backbone to SPPF)
+    and, unless ``--no-onnx``, ONNX Runtime on the exported files (written into ``tmp``).
     """
     import torch
     from ultralytics import YOLO

@@ -44,20 +44,11 @@ def listing() -> str:
 
 
 def copy_out(name: str, out: Path, force: bool = False) -> tuple[Path, str | None]:
-    """Copy one shipped YAML into ``out``, under the name given (a scaled name keeps the scale it picks).
-
-    Args:
-        name (str): A name ``yolo-revcol cfg`` lists, with or without ``.yaml``: a shipped file name, or a scaled
-            model name such as ``yolov8n-revcol.yaml`` (the shipped ``yolov8-revcol.yaml``, saved under that name so
-            that Ultralytics still builds scale n from the copy).
-        out (Path): Destination folder (created if missing).
-        force (bool): Overwrite an existing file of that name.
-
-    Returns:
-        (tuple[Path, str | None]): The written file, and the scale its name picks (None for unscaled names).
+    """Copy the shipped YAML ``name`` lists into ``out``, under the name given (a scaled name such as
+    ``yolov8n-revcol.yaml`` keeps the scale it picks); return the file and that scale (None if unscaled).
 
     Raises:
-        KeyError: Unknown name (the message gives the closest names, or lists the shipped ones).
+        KeyError: Unknown name (with the closest names).
         FileExistsError: The destination exists and ``force`` is False.
     """
     known = {**{n: (p, None) for n, p in shipped_yamls().items()}, **model_names()}

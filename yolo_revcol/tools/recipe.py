@@ -1,8 +1,4 @@
-"""Print the training recipe every benchmark uses, as ``yolo train`` arguments.
-
-The recipe is defined once, by ``bench_accuracy.Settings`` (the schedule calibrated for revcol-shapes on CPU: 40
-epochs at 160 px, AdamW at lr0 0.002, Ultralytics' own warm-up and mosaic schedule); ``yolo-revcol accuracy`` and
-``yolo-revcol ablation`` train with it and ``runs_scripts/demo.sh`` reads it from here.
+"""Print the training recipe every benchmark uses (``toolbox.Settings``) as ``yolo train`` arguments.
 
 Examples:
     yolo-revcol recipe                       # epochs=40 imgsz=160 batch=16 optimizer=AdamW lr0=0.002 ...

@@ -52,9 +52,7 @@ def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence]) -> No
     """Write rows to a CSV file with a header line."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
+        csv.writer(f).writerows([header, *rows])
 
 
 def command_line() -> str:
@@ -167,25 +165,10 @@ def write_result(
     echo: bool = True,
     summary: str | None = None,
 ) -> list[Path]:
-    """Write one result: ``<stem>.md`` (the note and tables), ``<stem>.csv`` (full precision) and, given ``plot``,
-    ``<stem>.png``; then refresh its README block.
-
-    Args:
-        stem (Path): Output path without suffix, e.g. ``results/speed``.
-        text (str): Markdown of the result (note, then tables), written as the .md and printed.
-        header (Sequence[str]): CSV header.
-        rows (Sequence[Sequence]): CSV rows, unrounded.
-        plot (Callable[[Path], None] | None): Draws the figure into the path it is given.
-        readme (Path | Sequence[Path] | None): Files (README, docs pages) whose ``<!-- block:start/end -->`` block is
-            replaced, wherever it is.
-        block (str | None): Block name; defaults to the stem's name.
-        readme_text (str | None): What goes into the block; defaults to ``text``.
-        echo (bool): Print the text and the files written (off for reports refreshed as runs land).
-        summary (str | None): A shorter form of the result for the ``<!-- block-summary:start/end -->`` block (the
-            README's summary tables), written where that block exists.
-
-    Returns:
-        (list[Path]): The files written (the README not included).
+    """Write ``<stem>.md`` (``text``), ``<stem>.csv`` (``header``, unrounded ``rows``) and, given ``plot`` (drawing
+    into the path it gets), ``<stem>.png``; then replace the ``<!-- block:start/end -->`` block (``block`` defaults to
+    the stem's name; content ``readme_text`` or ``text``) and, given ``summary``, the ``<block>-summary`` block,
+    wherever the ``readme`` files hold them. ``echo`` prints the text. Returns the files written.
     """
     stem.parent.mkdir(parents=True, exist_ok=True)
     md, table = stem.with_name(stem.name + ".md"), stem.with_name(stem.name + ".csv")
@@ -268,16 +251,9 @@ def quiet_ultralytics() -> Iterator[None]:
 
 
 def build_model(cfg: str | Path | dict, train: bool = False, nc: int | None = None):
-    """Build a model (no weights) with the model class of its task, as Ultralytics does, RevCol registered.
-
-    Args:
-        cfg (str | Path | dict): Model YAML (the scale letter in the file name picks the scale) or model dictionary.
-        train (bool): Train mode with Ultralytics' default hyperparameters as ``model.args`` (the loss reads its
-            gains there), as its trainer attaches them; else eval mode.
-        nc (int | None): Number of classes (default: the YAML's).
-
-    Returns:
-        (torch.nn.Module): The model; ``model.task`` names its task.
+    """Build a model (no weights) from a YAML (its scale letter picks the scale) or model dictionary with the class of
+    its task, RevCol registered; ``model.task`` names the task. ``train``: train mode with Ultralytics' default
+    hyperparameters as ``model.args`` (the loss reads its gains there), else eval mode; ``nc``: number of classes.
     """
     from ultralytics.cfg import get_cfg
     from ultralytics.nn import tasks
@@ -371,13 +347,9 @@ def synthetic_batch(batch: int, imgsz: int, nc: int = 80, boxes: int = 4, seed: 
 
 
 def train_step(model, batch: dict, reversible: bool | None = None) -> Callable[[], None]:
-    """One training step as a callable: zero grads, forward, Ultralytics' loss, backward (no optimizer step).
-
-    Args:
-        model (torch.nn.Module): Model in train mode with ``model.args`` (``build_model(..., train=True)``).
-        batch (dict): Batch from ``synthetic_batch``.
-        reversible (bool | None): For RevCol models, the ``RevCol.reversible`` value to step with, set on every
-            call (one model instance serves both training paths with identical weights); None leaves it.
+    """One training step of ``model`` (``build_model(..., train=True)``) on ``batch`` as a callable: zero grads,
+    forward, Ultralytics' loss, backward, no optimizer step. ``reversible`` (RevCol models) is set on every call, so
+    one model serves both training paths with identical weights.
     """
 
     def step() -> None:
@@ -423,13 +395,9 @@ _CHILD = "import sys; from yolo_revcol.tools.toolbox import child_main; sys.exit
 
 
 def run_child(function: str, spec: dict, env: dict | None = None, capture: bool = False) -> dict:
-    """Call ``function`` (``"package.module:name"``) with ``**spec`` in a fresh Python process; return its result.
-
-    The process inherits this one's environment (``YOLO_OFFLINE`` included) updated by ``env``; with ``capture`` its
-    output is kept and shown only on failure. Arguments and result travel as JSON.
-
-    Raises:
-        RuntimeError: If the process fails.
+    """Call ``function`` (``"package.module:name"``) with ``**spec`` in a fresh Python process and return its result
+    (JSON both ways). The process inherits this environment updated by ``env``; with ``capture`` its output is kept and
+    shown only on failure (``RuntimeError``).
     """
     with tempfile.TemporaryDirectory(prefix="yolo_revcol_child_") as tmp:
         out = Path(tmp) / "result.json"
@@ -488,12 +456,9 @@ def peak_rss_kib(children: bool = False) -> int:
 
 @dataclass
 class Settings:
-    """Training settings shared by every run of one benchmark (Ultralytics ``train`` arguments).
-
-    Ultralytics' own recipe (warm-up 3 epochs, mosaic off for the last 10, its augmentation and loss weights) at the
-    schedule calibrated for this benchmark (README, "Accuracy"), except the learning rate: for runs this short,
-    ``optimizer=auto`` picks AdamW at lr 0.000833 (8 classes), which learns too slowly for both models alike; AdamW at
-    0.002 is used instead.
+    """The benchmarks' training recipe (Ultralytics ``train`` arguments): Ultralytics' own warm-up, mosaic,
+    augmentation and loss weights at the schedule calibrated for revcol-shapes on CPU, with AdamW at lr0 0.002
+    (``optimizer=auto`` picks 0.000833 for 8 classes, too slow for runs this short).
     """
 
     epochs: int = 40
