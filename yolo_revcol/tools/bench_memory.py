@@ -240,12 +240,18 @@ def ratios_sentence(args: argparse.Namespace, data: dict) -> str:
     saved, parts = data["saved"], []
     for block in args.blocks:
         cols = [c for c in args.columns if c > 2 and 2 in args.columns]
-        flat = " and ".join(f"{saved[(block, 'reversible', c)] / saved[(block, 'reversible', 2)]:.2f}x" for c in cols)
-        flat = f"{flat} its 2-column bytes at {' and '.join(map(str, cols))} columns, and " if cols else ""
+        flat = [f"{saved[(block, 'reversible', c)] / saved[(block, 'reversible', 2)]:.2f}x" for c in cols]
+        flat = f"{listed(flat)} its 2-column bytes at {listed(map(str, cols))} columns, and " if cols else ""
         big = max(args.columns)
         share = saved[(block, "reversible", big)] / saved[(block, "plain", big)]
         parts.append(f"{block}: reversible saves {flat}{share:.3f}x plain's at {big} columns.")
     return " ".join(parts)
+
+
+def listed(items) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    items = list(items)
+    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else items)
 
 
 def gradient_table(args: argparse.Namespace, data: dict, weights: Sequence[str] = WEIGHTS, full: bool = True) -> str:
