@@ -5,7 +5,8 @@ channels as their input channels. This module rewrites a model dictionary before
 
 * a ``RevCol`` row gets its input channels prepended, its channel list scaled by the width multiple (capped by
   ``max_channels``, rounded to multiples of 8, exactly as Ultralytics scales its own layers), its blocks per level
-  scaled by the depth multiple (Ultralytics' repeat rule), and its column count chosen for the active scale;
+  (``layers``, and ``early_layers`` when given) scaled by the depth multiple (Ultralytics' repeat rule), and its
+  column count chosen for the active scale;
 * every ``Index`` row that selects one of RevCol's maps gets that map's scaled channel count, so the stock neck
   and head are built with the right input channels.
 
@@ -162,7 +163,9 @@ def expand_revcol_rows(d: dict, ch: int) -> dict:
             scaled = [_scale_channels(c, width, max_channels) for c in named["channels"]]
             revcol_channels[i] = (list(named["channels"]), scaled)
             named["channels"] = scaled
-            named["layers"] = [_scale_depth(n, depth) for n in named["layers"]]
+            for name in ("layers", "early_layers"):  # the earlier columns' blocks scale as the last column's
+                if named.get(name) is not None:
+                    named[name] = [_scale_depth(n, depth) for n in named[name]]
             if named.get("weights") is not None:
                 _check_weights(i, ch, named)
                 # A Path, not a str: parse_model would try ast.literal_eval on a string argument (a path is no literal)

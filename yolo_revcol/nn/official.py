@@ -401,7 +401,7 @@ def _load_tensors(model: nn.Module, tensors: Mapping[str, torch.Tensor], record:
 
 def describe_model(model: nn.Module) -> str:
     """Describe a RevCol's architecture in the words of ``describe``."""
-    layers = [len(level.blocks) for level in model.columns[0].levels]
+    layers = [len(level.blocks) for level in model.columns[-1].levels]  # the last column runs ``layers``
     kernel = model.columns[0].levels[0].blocks[0].dwconv.kernel_size[0]
     return f"channels {list(model.channels)}, layers {layers}, {len(model.columns)} columns, kernel {kernel}"
 

@@ -81,6 +81,19 @@ def _check_levels(name: str, values) -> list[int]:
     return [int(v) for v in values]
 
 
+def _check_early_layers(name: str, values) -> list[int] | None:
+    """Return None (every column runs ``layers``) or four ints >= 1, or raise ValueError naming the argument."""
+    if values is None:
+        return None
+    ok = isinstance(values, Sequence) and not isinstance(values, str) and len(values) == NUM_LEVELS
+    if not ok or any(isinstance(v, bool) or not isinstance(v, Integral) or v < 1 for v in values):
+        raise ValueError(
+            f"RevCol argument '{name}' must be a list of {NUM_LEVELS} integers >= 1 (every level runs at least one "
+            f"block, as in 'layers'), got {values!r}"
+        )
+    return [int(v) for v in values]
+
+
 def _is_number(value) -> bool:
     """Whether ``value`` is a real number (bools excluded: YAML's true is no drop-path rate)."""
     return not isinstance(value, bool) and isinstance(value, Real)
@@ -156,6 +169,11 @@ def _check_combination(args: dict) -> None:
             raise ValueError(
                 f"RevCol argument '{name}' supervises the columns before the last, but columns is {args['columns']}"
             )
+    if args["early_layers"] is not None and args["columns"] < 2:
+        raise ValueError(
+            f"RevCol argument 'early_layers' ({args['early_layers']}) sets the columns before the last, but columns is "
+            f"{args['columns']}: it would do nothing; remove it"
+        )
     if args["weights"] is not None and (block != "convnext" or args["stem"] != "patchify"):
         raise ValueError(
             f"RevCol argument 'weights' (official checkpoint) needs block convnext and stem patchify, "
@@ -163,6 +181,11 @@ def _check_combination(args: dict) -> None:
         )
     if args["weights"] is not None and args["down"] not in (None, "patch"):
         raise ValueError(f"RevCol argument 'weights' (official checkpoint) needs down patch, got {args['down']!r}")
+    if args["weights"] is not None and args["early_layers"] not in (None, args["layers"]):
+        raise ValueError(
+            f"RevCol argument 'weights' (official checkpoint) needs every column at 'layers' {args['layers']}, "
+            f"got early_layers {args['early_layers']}"
+        )
 
 
 # One check per constructor argument, by name; RevCol's signature says which arguments exist and in what order.
@@ -182,6 +205,7 @@ ARG_CHECKS = {
     "weights": _check_weights,
     "down": lambda name, value: None if value is None else _one_of(DOWNS)(name, value),
     "recon": _check_aux,
+    "early_layers": _check_early_layers,
 }
 
 
@@ -241,6 +265,9 @@ class RevCol(nn.Module):
         down (str | None): Down fusion, "conv", "patch" or "dw" (see ``DownFusion``); None: the family's default.
         recon (float): Weight of reconstruction supervision (0: off): in training, ``supervised_columns`` rebuild a
             stride-4 copy of the image (``ImageDecoder``), weighted by ``recon_weights``, for ``pop_recon_loss``.
+        early_layers (Sequence[int] | None): Blocks per level of every column but the last (which runs ``layers``);
+            four ints >= 1, fewer or more than ``layers``; None: ``layers``. Needs 2+ columns. Reversibility holds:
+            it needs each level's width, not its blocks, equal across columns.
 
     Examples:
         >>> model = RevCol(3, [16, 32, 64, 128], [1, 1, 3, 1], columns=2)
@@ -268,6 +295,7 @@ class RevCol(nn.Module):
         weights: str | None = None,
         down: str | None = None,
         recon: float = 0.0,
+        early_layers: Sequence[int] | None = None,
     ):
         """Build the stem and columns (arguments arrive checked and normalised, see ``check_args``)."""
         super().__init__()
@@ -280,10 +308,13 @@ class RevCol(nn.Module):
         self.block = block
         self.reversible = reversible
         self.reconstruction_error: torch.Tensor | None = None  # set by each reversible backward (2+ columns)
+        self.early_layers = early_layers
         self.stem = Stem(c1, channels[0], stem, block)
-        rates = torch.linspace(0, drop_path, sum(layers)).tolist()
+        depths = [early_layers or layers] * (columns - 1) + [layers]
+        rates = [torch.linspace(0, drop_path, sum(d)).tolist() for d in depths]  # rising over each column's blocks
         self.columns = nn.ModuleList(
-            Column(channels, layers, kernel, mlp_ratio, rates, k == 0, layer_scale, block, down) for k in range(columns)
+            Column(channels, d, kernel, mlp_ratio, r, k == 0, layer_scale, block, down)
+            for k, (d, r) in enumerate(zip(depths, rates))
         )
         if block == "convnext":  # BN/SiLU convs keep PyTorch's default init, as Ultralytics' own layers do
             self.apply(self._init_weights)
@@ -440,6 +471,7 @@ class RevCol(nn.Module):
         self.__dict__.setdefault("official_load", None)
         self.__dict__.setdefault("recon", 0.0)
         self.__dict__.setdefault("_recon_loss", None)
+        self.__dict__.setdefault("early_layers", None)
         for name in ("aux_heads", "recon_decoders"):
             if name not in self._modules:
                 setattr(self, name, None)
