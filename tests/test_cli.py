@@ -11,7 +11,7 @@ from conftest import BIN, CFG, run
 
 from yolo_revcol import __version__
 from yolo_revcol.cli import COMMANDS
-from yolo_revcol.tools import configs
+from yolo_revcol import configs
 
 
 @pytest.mark.parametrize(

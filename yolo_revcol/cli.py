@@ -10,7 +10,7 @@ COMMANDS = {
         "yolo_revcol.tools.bench_accuracy",
         "train stock and RevCol models alike (--study: variants of the RevCol row): mAP, time, memory",
     ),
-    "cfg": ("yolo_revcol.tools.configs", "list the shipped model and dataset YAMLs, or copy one out for editing"),
+    "cfg": ("yolo_revcol.configs", "list the shipped model and dataset YAMLs, or copy one out for editing"),
     "compare": ("yolo_revcol.tools.compare", "params/GFLOPs of RevCol YOLO models vs stock Ultralytics models"),
     "data": (
         "yolo_revcol.data.synthetic",

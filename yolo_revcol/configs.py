@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from ..paths import cfg_dir, dataset_yamls, model_names, model_yamls, scaled_name, shipped_yamls
+from .paths import cfg_dir, dataset_yamls, model_names, model_yamls, scaled_name, shipped_yamls
 
 
 def describe_model(path: Path) -> str:
