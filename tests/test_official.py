@@ -351,6 +351,15 @@ def test_compare_paper_writes_the_table_and_readme_block(tmp_path, monkeypatch):
     readme.write_text("a\n<!-- compare-paper:start -->\nold\n<!-- compare-paper:end -->\nb\n")
     assert compare.main(["--paper", "--out", str(tmp_path), "--readme", str(readme)]) == 0
     text = readme.read_text()
-    assert "old" not in text and "| revcol-s-yolov8 | 66.80 | 165.6 | yolov8l | 43.69 | 165.7 | 1.53 | 1.00 |" in text
-    rows = (tmp_path / "compare_paper.csv").read_text().splitlines()
-    assert [r.split(",")[3] for r in rows[1:]] == ["yolov8m", "yolov8l", "yolov8x"]
+    assert "old" not in text and "| S | yolov8l | 1 | 43.69 | 165.7 |  |  |" in text
+    assert "| S | revcol-s-yolov8 | 1 | 66.80 | 165.6 | 1.529 | 0.999 |" in text
+    rows = [r.split(",") for r in (tmp_path / "compare_paper.csv").read_text().splitlines()]
+    assert [r[1] for r in rows[1:]] == [
+        "yolov8m",
+        "revcol-t-yolov8",
+        "yolov8l",
+        "revcol-s-yolov8",
+        "yolov8x",
+        "revcol-b-yolov8",
+    ]
+    assert {r[7] for r in rows[1:]} == {""}  # no target for the paper's models

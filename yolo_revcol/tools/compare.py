@@ -321,50 +321,20 @@ def compare(family: str = "yolov8", scales: str = SCALES, imgsz: int = 640) -> l
 HEADER = ("scale", "model", "layers", "params (M)", "GFLOPs", "params ratio", "GFLOPs ratio")
 
 
-def compare_paper(imgsz: int = 640) -> list[tuple[Summary, Summary]]:
-    """Return (stock, RevCol) summaries of ``PAPER_PAIRS``: the paper's T/S/B YAMLs and the stock YOLOv8 m/l/x."""
-    return [
-        (
-            summarize(stock, stock.removesuffix(".yaml"), imgsz),
-            summarize(cfg_dir() / ours, ours.removesuffix(".yaml"), imgsz),
-        )
-        for stock, ours in PAPER_PAIRS
-    ]
-
-
-PAPER_HEADER = (
-    "RevCol model", "params (M)", "GFLOPs", "stock model", "params (M)", "GFLOPs", "params ratio", "GFLOPs ratio"
-)  # fmt: skip
-PAPER_CSV_HEADER = (
-    "revcol_model", "revcol_params", "revcol_gflops", "stock_model", "stock_params", "stock_gflops", "params_ratio",
-    "gflops_ratio",
-)  # fmt: skip
-
-
-def paper_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
-    """One row per pair: RevCol model, stock model, and RevCol / stock ratios."""
-    return [
-        [ours.name, f"{ours.params / 1e6:.2f}", f"{ours.gflops:.1f}", stock.name, f"{stock.params / 1e6:.2f}",
-         f"{stock.gflops:.1f}", f"{ours.params / stock.params:.2f}", f"{ours.gflops / stock.gflops:.2f}"]
-        for stock, ours in pairs
-    ]  # fmt: skip
-
-
-def paper_csv_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
-    """``paper_rows`` at full precision (parameter counts, unrounded GFLOPs and ratios)."""
-    return [
-        [ours.name, ours.params, ours.gflops, stock.name, stock.params, stock.gflops, ours.params / stock.params,
-         ours.gflops / stock.gflops]
-        for stock, ours in pairs
-    ]  # fmt: skip
-
-
 def write_paper(imgsz: int, out: Path, readme: Path | None) -> None:
-    """Compare the paper's T/S/B YAMLs with stock YOLOv8: print, write ``compare_paper.{md,csv}``, fill README."""
-    pairs = compare_paper(imgsz)
-    note = f"Measured by `{command_line()}` at imgsz {imgsz} on {machine()}.\n"
-    text = note + "\n" + markdown_table(PAPER_HEADER, paper_rows(pairs))
-    write_result(out / "compare_paper", text, PAPER_CSV_HEADER, paper_csv_rows(pairs), readme=readme, block=PAPER_BLOCK)
+    """Compare the paper's T/S/B YAMLs with the stock YOLOv8 nearest in size (``PAPER_PAIRS``): print, write
+    ``compare_paper.{md,csv}`` and the README block; rows are labelled T, S and B, no target applies."""
+    pairs = []
+    for stock, ours in PAPER_PAIRS:
+        pair = summarize(stock, stock.removesuffix(".yaml"), imgsz), summarize(cfg_dir() / ours, ours[:-5], imgsz)
+        pair[0].scale = pair[1].scale = ours.split("-")[1].upper()
+        pairs.append(pair)
+    text = f"Measured by `{command_line()}` at imgsz {imgsz} on {machine()}.\n\n" + markdown_table(
+        ("backbone", *HEADER[1:]), table_rows(pairs)
+    )
+    write_result(
+        out / "compare_paper", text, CSV_HEADER, csv_rows(pairs, target=False), readme=readme, block=PAPER_BLOCK
+    )
 
 
 def table_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
@@ -385,13 +355,14 @@ CSV_HEADER = ("scale", "model", "layers", "params", "gflops", "params_ratio", "g
 CSV_HEADER += ("train_only_params",)
 
 
-def csv_rows(pairs: list[tuple[Summary, Summary]]) -> list[list]:
-    """``table_rows`` at full precision: parameter counts, unrounded GFLOPs and ratios, training-only parameters."""
+def csv_rows(pairs: list[tuple[Summary, Summary]], target: bool = True) -> list[list]:
+    """``table_rows`` at full precision: parameter counts, unrounded GFLOPs and ratios, training-only parameters; with
+    ``target``, whether both ratios are within ``TARGET``."""
     rows = []
     for stock, ours in pairs:
         p, g = ours.params / stock.params, ours.gflops / stock.gflops
         rows.append([stock.scale, stock.name, stock.layers, stock.params, stock.gflops, "", "", "", stock.train_only])
-        ok = "yes" if p <= TARGET and g <= TARGET else "no"
+        ok = ("yes" if p <= TARGET and g <= TARGET else "no") if target else ""
         rows.append([ours.scale, ours.name, ours.layers, ours.params, ours.gflops, p, g, ok, ours.train_only])
     return rows
 
