@@ -96,7 +96,7 @@ def test_readme_lists_exactly_the_cli_commands():
     "argv0, expected",
     [
         ("/venv/bin/yolo-revcol", "yolo-revcol memory --quick"),
-        ("{package}/tools/bench_memory/__main__.py", "python -m yolo_revcol.tools.bench_memory memory --quick"),
+        ("{package}/tools/bench_memory.py", "python -m yolo_revcol.tools.bench_memory memory --quick"),
         ("{package}/tools/bench_speed.py", "python -m yolo_revcol.tools.bench_speed memory --quick"),
     ],
 )

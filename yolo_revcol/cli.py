@@ -16,7 +16,10 @@ COMMANDS = {
         "yolo_revcol.data.synthetic",
         "generate the embedded synthetic dataset (detect, segment, pose, obb, classify)",
     ),
-    "memory": ("yolo_revcol.tools.bench_memory", "memory, reconstruction error and step time of reversible training"),
+    "memory": (
+        "yolo_revcol.tools.bench_memory",
+        "training memory of the reversible path against plain backprop, and its exactness",
+    ),
     "recipe": ("yolo_revcol.tools.recipe", "print the benchmarks' training recipe as yolo train arguments"),
     "speed": ("yolo_revcol.tools.bench_speed", "CPU inference and training-step time of RevCol vs stock YOLOv8"),
 }

@@ -40,6 +40,7 @@ from .toolbox import (
     DISTILL_FIELDS,
     SIGNIFICANCE,
     Settings,
+    add_report_arguments,
     command_line,
     decide,
     diff_se,
@@ -861,14 +862,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--dis", type=float, default=Settings.dis, help="distillation loss weight (Ultralytics' dis)")
     p.add_argument("--project", type=Path, default=Path("runs/accuracy"), help="Ultralytics project for the runs")
-    p.add_argument("--out", type=Path, default=Path("results"), help="folder for accuracy_<dataset>.md/.csv/.png")
-    p.add_argument(
-        "--readme",
-        type=Path,
-        nargs="+",
-        metavar="FILE",
-        help="also replace, in these files, the <!-- accuracy:start/end --> block of this file",
-    )
+    add_report_arguments(p, "accuracy_<dataset>.* (ablation_<study>.*)", "the accuracy (ablation-<study>) blocks")
     args = p.parse_args(argv)
     fill_training_defaults(p, args)
     if args.study and args.models:

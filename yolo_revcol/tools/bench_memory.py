@@ -1,20 +1,10 @@
 """Training memory of RevCol's reversible path against plain backprop (CPU), and the exactness of its reverse pass.
 
-For each block family (``--blocks``: ``c2f``, the block of the shipped YAMLs, and ``convnext``, the paper's) and
-column count, three ways of training the same backbone:
-
-* ``reversible``: ``RevCol(reversible=True)``, which keeps the stem output and the last column's states and rebuilds
-  every other column exactly during backward;
-* ``plain``: ``RevCol(reversible=False)``, ordinary autograd keeping every activation;
-* ``checkpoint``: the stem, then each column under ``torch.utils.checkpoint`` (non-reentrant).
-
-Section ``memory`` (the default) measures the bytes one training forward saves for backward, the peak RSS of one
-training step (a fresh subprocess per configuration) and the reverse pass itself: its own reconstruction error and
-its parameter gradients against plain backprop, in float32 and under CPU bf16 autocast. It writes ``memory.md``,
-``.csv`` (one measurement per row) and ``.png``, and the ``memory`` and ``memory-summary`` blocks. Opt-in:
-``--sections aux`` (what intermediate supervision, RevCol's ``aux``, adds to a YOLO training step; ``aux_memory.*``)
-and ``--sections paper`` (the paper's RevCol-T/S/B YAMLs: their reverse pass, and a YOLO training step against the
-stock YOLOv8 of the same neck; ``paper_memory.*``). Step time is ``yolo-revcol speed``'s.
+Per block family (``c2f``, the shipped YAMLs' block; ``convnext``, the paper's) and column count, the same backbone
+trained three ways (``reversible``; ``plain`` backprop; ``checkpoint``: each column under ``torch.utils.checkpoint``):
+the bytes one forward saves for backward, the peak RSS of one step (a fresh process each), and the reverse pass's own
+reconstruction error and gradients against plain backprop (float32, bf16 autocast). Opt-in sections: ``aux`` (what
+RevCol's ``aux`` adds to a YOLO step) and ``paper`` (RevCol-T/S/B). Step time is ``yolo-revcol speed``'s.
 
 Examples:
     yolo-revcol memory --readme README.md docs/benchmarks.md   # the full run and both blocks
@@ -41,6 +31,8 @@ from ..nn import ChannelScale, RevCol, ReversibleScale
 from ..paths import cfg_dir
 from .toolbox import (
     MALLOC_ENV,
+    PAPER_MODELS,
+    add_report_arguments,
     build_model,
     command_line,
     figure,
@@ -71,12 +63,7 @@ SIZE = dict(channels=[32, 64, 128, 256], layers=[1, 1, 3, 1], batch=4, imgsz=256
 GRIDS = dict(columns=[1, 2, 4, 8, 16], rss_columns=[1, 2, 4, 8, 16], grad_columns=[2, 4, 8])
 QUICK = dict(channels=[8, 16, 24, 32], layers=[1, 1, 1, 1], batch=1, imgsz=64, threads=1)
 QUICK_GRIDS = dict(columns=[1, 2, 4, 8], rss_columns=[2], grad_columns=[2, 4])
-# The paper's backbones: letter -> (name, YAML in cfg/, the stock YOLOv8 whose neck and head the YAML writes out).
-PAPER = {
-    "t": ("RevCol-T", "revcol-t-yolov8.yaml", "yolov8s.yaml"),
-    "s": ("RevCol-S", "revcol-s-yolov8.yaml", "yolov8s.yaml"),
-    "b": ("RevCol-B", "revcol-b-yolov8.yaml", "yolov8m.yaml"),
-}
+PAPER = {k: (f"RevCol-{k.upper()}", yaml_name, stock) for k, (yaml_name, stock) in PAPER_MODELS.items()}
 CSV_KEYS = ("section", "block", "mode", "columns", "weights", "dtype", "metric", "value")
 
 
@@ -478,8 +465,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="memory: saved bytes, peak RSS, the reverse pass (memory.*); aux: what RevCol's aux adds to a "
                    "YOLO step (aux_memory.*); paper: RevCol-T/S/B (paper_memory.*) (default: memory)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="tiny sizes and grids (a smoke test)")
-    p.add_argument("--out", type=Path, help="output folder (default results/, a temporary one with --quick)")
-    p.add_argument("--readme", type=Path, nargs="+", metavar="FILE", help="files whose blocks are replaced")
+    add_report_arguments(
+        p, "memory.* (aux_memory.*, paper_memory.*; default results, --quick: a temporary one)", "the blocks", None
+    )
     p.add_argument("--blocks", nargs="+", choices=BLOCKS, default=list(BLOCKS), help="block families (c2f convnext)")
     p.add_argument("--channels", type=int, nargs=4, help=f"channels of the four levels ({SIZE['channels']})")
     p.add_argument("--layers", type=int, nargs=4, help=f"blocks per level ({SIZE['layers']})")

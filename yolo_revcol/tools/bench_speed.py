@@ -26,6 +26,8 @@ from typing import NamedTuple
 
 from ..paths import cfg_dir
 from .toolbox import (
+    PAPER_MODELS,
+    add_report_arguments,
     build_model,
     command_line,
     figure,
@@ -47,13 +49,7 @@ EAGER, ORT = "inference, PyTorch eager", "inference, ONNX Runtime"
 BACKBONE = "backbone to SPPF, PyTorch eager"  # no target: shows how much of the model RevCol replaces
 TRAIN_REV, TRAIN_PLAIN = "train step, reversible", "train step, plain backprop"
 
-PAPER_YAML = "revcol-{p}-yolov8.yaml"  # the paper's RevCol-T/S/B backbones, in cfg/, not scaled
-# Stock partner of each paper YAML: the YOLOv8 whose neck and Detect head the YAML writes out. T and S end in
-# 128/256/512 channels, as YOLOv8s's backbone, and write its head (C2f 256/128/256/512, 1 repeat): the same layers
-# after SPPF. B ends in 144/288/576 and writes YOLOv8m's widths and repeats (C2f 384/192/384/576, 2 repeats: m caps
-# 1024 at 768, times width 0.75 is 576; Detect identical); only the two C2f that also read the backbone's P4/P3 take
-# 288/144 of their inputs there, not 384/192. tests/test_bench_speed.py checks every parameter shape after SPPF.
-PAPER_STOCK = {"t": "yolov8s.yaml", "s": "yolov8s.yaml", "b": "yolov8m.yaml"}
+PAPER_STOCK = {letter: stock for letter, (_, stock) in PAPER_MODELS.items()}
 # Defaults of the options the user did not set, per mode: the paper's models are 91-313 GFLOPs at 640 (T-B), the n/s
 # scales 7-21, so --paper takes fewer rounds and runs and a smaller training batch.
 SCALE_DEFAULTS = dict(rounds=5, runs=10, warmup=3, train_batch=8, train_runs=2)
@@ -115,7 +111,7 @@ def scale_pair(scale: str) -> Pair:
 def paper_pair(letter: str) -> Pair:
     """One of the paper's YAMLs (t, s or b) and the stock YOLOv8 of its neck, labelled e.g. ``T vs yolov8s``."""
     stock = PAPER_STOCK[letter]
-    return Pair(stock, str(cfg_dir() / PAPER_YAML.format(p=letter)), f"{letter.upper()} vs {Path(stock).stem}")
+    return Pair(stock, str(cfg_dir() / PAPER_MODELS[letter][0]), f"{letter.upper()} vs {Path(stock).stem}")
 
 
 def backbone_forward(model, x):
@@ -381,14 +377,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip ONNX export and ONNX Runtime timing")
     p.add_argument("--no-train", dest="train", action="store_false", help="skip the training-step timing")
     p.add_argument("--profile", type=int, default=0, metavar="N", help="also write the top-N operators of eager pairs")
-    p.add_argument("--out", type=Path, default=Path("results"), help="folder for speed.md/.csv/.png (speed_paper.*)")
-    p.add_argument(
-        "--readme",
-        type=Path,
-        nargs="+",
-        metavar="FILE",
-        help="also replace, in these files, the <!-- speed:start/end --> (speed-paper) block here",
-    )
+    add_report_arguments(p, "speed.md/.csv/.png (speed_paper.*)", "the speed (speed-paper) block")
     args = p.parse_args(argv)
     if args.paper is not None:
         if args.scales is not None:

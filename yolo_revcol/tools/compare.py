@@ -21,7 +21,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..paths import cfg_dir
-from .toolbox import build_model, command_line, figure, machine, markdown_table, replace_blocks, write_result
+from .toolbox import (
+    add_report_arguments,
+    build_model,
+    command_line,
+    figure,
+    machine,
+    markdown_table,
+    replace_blocks,
+    write_result,
+)
 
 SCALES = "nsmlx"
 TARGET = 0.80  # RevCol / stock, for parameters and for GFLOPs
@@ -444,14 +453,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--imgsz", type=int, default=640, help=f"image size for GFLOPs (default 640; -cls: {CLS_IMGSZ})"
     )
-    parser.add_argument("--out", type=Path, default=Path("results"), help="folder for compare_<family>.md/.csv/.png")
-    parser.add_argument(
-        "--readme",
-        type=Path,
-        nargs="+",
-        metavar="FILE",
-        help="also replace this file's <!-- compare-yolov8:start/end --> block (yolov8) and "
-        "<!-- compare-tasks:start/end --> block (every other family compared)",
+    add_report_arguments(
+        parser, "compare_<family>.*", "the compare-yolov8 and compare-tasks (-paper, breakdown) blocks"
     )
     parser.add_argument(
         "--paper",

@@ -34,6 +34,15 @@ from pathlib import Path
 SIGNIFICANCE = 2.0  # a difference of means counts only beyond this many standard errors
 MIB = 2**20
 DISTILL_FIELDS = ("distill", "dis")
+# The paper's backbones (cfg/, not scaled): letter -> (YAML, the stock YOLOv8 whose neck and Detect head it writes
+# out). T and S end in 128/256/512 channels as YOLOv8s's backbone and write its head; B ends in 144/288/576 and writes
+# YOLOv8m's widths and repeats, only the two C2f after its concats read 288/144 where yolov8m's read 384/192
+# (tests/test_bench_speed.py checks every parameter shape after SPPF).
+PAPER_MODELS = {
+    "t": ("revcol-t-yolov8.yaml", "yolov8s.yaml"),
+    "s": ("revcol-s-yolov8.yaml", "yolov8s.yaml"),
+    "b": ("revcol-b-yolov8.yaml", "yolov8m.yaml"),
+}
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
@@ -123,6 +132,13 @@ def replace_blocks(paths: Path | Sequence[Path] | None, blocks: dict[str, str]) 
         for name, content in blocks.items():
             found[name] |= replace_block(Path(path), name, content)
     return [name for name, ok in found.items() if not ok]
+
+
+def add_report_arguments(p, files: str, blocks: str, out: Path | None = Path("results")) -> None:
+    """Add ``--out`` (the folder for ``files``; default ``out``) and ``--readme FILE...`` (the README and docs pages
+    whose ``blocks`` are replaced) to the argparse parser ``p``."""
+    p.add_argument("--out", type=Path, default=out, help=f"folder for {files}" + (f" (default {out})" if out else ""))
+    p.add_argument("--readme", type=Path, nargs="+", metavar="FILE", help=f"also replace {blocks} in these files")
 
 
 def offline() -> None:
