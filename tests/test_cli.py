@@ -9,9 +9,8 @@ import textwrap
 import pytest
 from conftest import BIN, CFG, run
 
-from yolo_revcol import __version__
+from yolo_revcol import __version__, configs
 from yolo_revcol.cli import COMMANDS
-from yolo_revcol import configs
 
 
 @pytest.mark.parametrize(

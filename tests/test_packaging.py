@@ -20,8 +20,8 @@ import pytest
 from conftest import CFG, ROOT, run
 from model_yamls import scaled_path
 
-from yolo_revcol.integration.offline import provide_fonts
 from yolo_revcol import configs
+from yolo_revcol.integration.offline import provide_fonts
 
 MODEL_NAMES = sorted(p.name for p in CFG.glob("*.yaml"))
 DATASET_NAMES = sorted(p.name for p in (CFG / "datasets").glob("*.yaml"))
