@@ -40,3 +40,24 @@ def test_saved_mib_counts_what_the_forward_keeps_for_backward_and_no_parameter()
     kept = saved_mib(layer, lambda: torch.relu(layer(x)).sum())
     # linear saves its input (1 MiB; the weight is excluded), relu its output (1 MiB)
     assert kept == pytest.approx(2.0, rel=0.01)
+
+
+def test_every_child_function_the_tools_name_resolves_from_a_fresh_process():
+    """A child imports its function by module path; ``__name__`` would be ``__main__`` under ``python -m``."""
+    import ast
+    import importlib
+    from pathlib import Path
+
+    import yolo_revcol.tools as tools
+
+    targets = []
+    for path in Path(tools.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "run_child":
+                first = node.args[0]
+                assert isinstance(first, ast.Constant), f"{path.name}:{node.lineno}: name the child's module in full"
+                targets.append(first.value)
+    assert len(targets) >= 2  # training runs and the RSS worker
+    for target in targets:
+        module, name = target.split(":")
+        assert callable(getattr(importlib.import_module(module), name)), target

@@ -305,7 +305,7 @@ def run_model(
     run_name = f"{name}-seed{settings.seed}"
     spec = dict(model=model, data=data, project=str(project), name=run_name, settings=asdict(settings), teacher=teacher)
     print(f"\n== {run_name}: training in a subprocess ({settings.epochs} epochs, imgsz {settings.imgsz})", flush=True)
-    measured = run_child(f"{__name__}:train_one", spec)  # inherits YOLO_OFFLINE
+    measured = run_child("yolo_revcol.tools.bench_accuracy:train_one", spec)  # inherits YOLO_OFFLINE
     rows = read_results_csv(Path(measured["save_dir"]))
     curve = [float(r.get(MAP_COLUMN, "nan") or "nan") for r in rows]
     loop_s = float(rows[-1].get("time", "nan")) if rows else math.nan
