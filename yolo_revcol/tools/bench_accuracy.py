@@ -294,13 +294,8 @@ def run_model(
     name: str | None = None,
     teacher: str | None = None,
 ) -> Result:
-    """Train one model with one seed (``settings.seed``) in a fresh Python subprocess and collect its measurements.
-
-    ``name`` (default: the YAML's stem) names the run; ``teacher`` is the distillation teacher's weights.
-
-    Raises:
-        RuntimeError: If the subprocess fails.
-    """
+    """Train ``model`` with ``settings`` (its seed too) in a fresh subprocess as run ``name`` (default: the YAML's
+    stem), distilled from ``teacher``'s weights when given; ``RuntimeError`` if the subprocess fails."""
     name = name or Path(model).stem
     run_name = f"{name}-seed{settings.seed}"
     spec = dict(model=model, data=data, project=str(project), name=run_name, settings=asdict(settings), teacher=teacher)
@@ -416,15 +411,9 @@ def train_all(
     ledger: Path | None = None,
     teacher: Teacher | None = None,
 ) -> dict[str, list[Result]]:
-    """Train every model with every seed (``jobs`` at a time, reusing identical finished runs; see ``train_cached``
-    for ``ledger``). A model ending in ``+kd`` (``split_kd``) trains with ``teacher``'s distillation and is named so.
-
-    ``on_result``, when given, is called with the results so far after every finished run, so that reports are
-    written as runs land (a long benchmark that is stopped keeps what it measured).
-
-    Returns:
-        (dict[str, list[Result]]): Results per model, in seed order.
-    """
+    """Train every model with every seed, ``jobs`` at a time, reusing identical finished runs (``train_cached``);
+    a model ending in ``+kd`` trains with ``teacher``'s distillation. ``on_result`` gets the results so far after
+    every run (reports written as runs land). Returns the results per model, in seed order."""
     pairs = [(m, s) for s in seeds for m in models]  # seed-major: a partial run still compares models fairly
 
     def train(pair: tuple[str, int]) -> tuple[str, Result]:
@@ -449,13 +438,6 @@ def train_all(
     return results
 
 
-def prepare_data(data: str) -> None:
-    """Resolve (and, for the embedded dataset, generate) the dataset before any timing starts."""
-    from ultralytics.data.utils import check_det_dataset
-
-    check_det_dataset(data)
-
-
 def quick_dataset(root: Path) -> Path:
     """Generate a tiny detection dataset (8 train, 4 val images at 64 px) under ``root``; return its YAML."""
     from ..data.synthetic import CLASS_NAMES, generate_detection_dataset
@@ -473,7 +455,9 @@ def resolve_data(data: str | None, quick: bool, root: Path) -> str:
     data = str(quick_dataset(root)) if quick and not data else data
     data = data or str(cfg_dir() / DEFAULT_DATA)
     data = str(Path(data).resolve()) if Path(data).is_file() else data  # else an Ultralytics dataset name
-    prepare_data(data)
+    from ultralytics.data.utils import check_det_dataset
+
+    check_det_dataset(data)  # generates the embedded dataset before any run starts
     return data
 
 
@@ -529,15 +513,8 @@ def is_stock(name: str) -> bool:
 
 
 def frontier_at(stock: list[tuple[float, float]], gflops: float) -> float:
-    """Stock's mean mAP50-95 at ``gflops``, interpolated linearly between the two stock rows around it.
-
-    Args:
-        stock (list[tuple[float, float]]): (GFLOPs, mean mAP50-95) of the stock rows.
-        gflops (float): Where to read the frontier.
-
-    Returns:
-        (float): The interpolated mean, or NaN outside the stock rows' GFLOPs range.
-    """
+    """Stock's mean mAP50-95 at ``gflops``, interpolated linearly between the two ``stock`` rows (GFLOPs, mean
+    mAP50-95) around it; NaN outside their GFLOPs range."""
     points = sorted(stock)
     for (g0, m0), (g1, m1) in zip(points, points[1:]):
         if g0 <= gflops <= g1:
@@ -614,14 +591,6 @@ def accuracy_line(results: dict[str, list[Result]], settings: Settings, seeds: l
     )
 
 
-def plt_colors(n: int) -> list:
-    """``n`` distinct colours (matplotlib's tab10, then tab20 for more)."""
-    import matplotlib
-
-    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(n)]
-
-
 def plot_frontier(results: dict[str, list[Result]], title: str, path: Path) -> None:
     """Mean mAP50-95 against GFLOPs@640: stock rows joined as the frontier, every other model as a point; bars show
     the min-max over seeds."""
@@ -638,7 +607,10 @@ def plot_frontier(results: dict[str, list[Result]], title: str, path: Path) -> N
                 label="stock at other scales (frontier)",
             )
         # Every model in the legend (name and seeds), none written beside its point: close points never overlap text
-        colors = iter(plt_colors(len(results)))
+        import matplotlib
+
+        cmap = matplotlib.colormaps["tab10" if len(results) <= 10 else "tab20"]
+        colors = iter(cmap(i % cmap.N) for i in range(len(results)))
         for runs in results.values():
             maps = [r.map50_95 for r in runs]
             m, g = mean_std(maps)[0], runs[0].gflops_640

@@ -344,11 +344,6 @@ def draw_ratios(ax, rows: list[Row], colors: dict[str, str], title: str) -> None
     ax.set_title(title, fontsize=10)
 
 
-def default_threads() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options; the timing options the user did not set take ``SCALE_DEFAULTS`` or, with --paper,
     ``PAPER_DEFAULTS``."""
@@ -369,7 +364,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, help=f"alternating rounds ({default('rounds')})")
     p.add_argument("--runs", type=int, help=f"timed inference runs per model and round ({default('runs')})")
     p.add_argument("--warmup", type=int, help=f"untimed inference runs per model first ({default('warmup')})")
-    p.add_argument("--threads", type=int, default=default_threads(), help="torch and ONNX Runtime (default: all)")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    p.add_argument("--threads", type=int, default=cores, help="torch and ONNX Runtime (default: all cores)")
     p.add_argument("--train-batch", type=int, help=f"training batch ({default('train_batch')})")
     p.add_argument("--train-imgsz", type=int, default=320, help="training image size (default 320)")
     p.add_argument("--train-runs", type=int, help=f"timed training steps per model and round ({default('train_runs')})")

@@ -71,17 +71,9 @@ class Summary:
 
 
 def summarize(yaml: str | Path, name: str, imgsz: int) -> Summary:
-    """Build a model from a YAML (no weights) and measure it as ``model.info()`` does.
-
-    Args:
-        yaml (str | Path): Model YAML (see ``toolbox.build_model``).
-        name (str): Name for the tables.
-        imgsz (int): Image size for GFLOPs; classification models use ``CLS_IMGSZ`` instead.
-
-    Returns:
-        (Summary): Layers (leaf modules, as Ultralytics counts them), parameters, gradients and GFLOPs of the
-            inference model; the parameters of training-only auxiliary heads are counted apart (``train_only``).
-    """
+    """Build ``yaml`` (no weights) and measure its inference model as ``model.info()`` does, named ``name``: leaf
+    modules, parameters, gradients and GFLOPs at ``imgsz`` (``CLS_IMGSZ`` for classification); the parameters of
+    training-only heads apart (``train_only``)."""
     from ultralytics.nn.tasks import guess_model_scale
     from ultralytics.utils.torch_utils import get_flops
 
@@ -101,14 +93,9 @@ def summarize(yaml: str | Path, name: str, imgsz: int) -> Summary:
 
 @functools.cache
 def layer_sizes(yaml: str, imgsz: int = 640) -> tuple[list[tuple[str, int, float]], int]:
-    """Each top-level layer of a model built from a YAML: class name, parameters and GFLOPs at ``imgsz``.
-
-    GFLOPs count convolutions and matrix products (torch's ``FlopCounterMode``, one forward of a zero image); the
-    total lands within about 1 % of ``model.info()``'s, which also counts a few element-wise ops.
-
-    Returns:
-        (tuple[list[tuple[str, int, float]], int]): The layers, and how many of them the YAML's ``backbone`` lists.
-    """
+    """Class name, parameters and GFLOPs at ``imgsz`` of each top-level layer of ``yaml``'s model, and how many of
+    the layers its ``backbone`` lists. GFLOPs count convolutions and matrix products (torch's ``FlopCounterMode``),
+    within about 1 % of ``model.info()``'s."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
     from ultralytics.nn.tasks import yaml_model_load
@@ -157,14 +144,8 @@ def part_of(name: str, model) -> str:
 
 
 def breakdown(yaml: str | Path, imgsz: int = 640) -> list[tuple[str, int, float]]:
-    """Parameters and GFLOPs of every part of a model (see ``part_of``), in model order.
-
-    GFLOPs count convolutions and matrix products (torch's ``FlopCounterMode``), as ``layer_sizes`` does; the rows
-    add up to the model's total.
-
-    Returns:
-        (list[tuple[str, int, float]]): (part, parameters, GFLOPs at ``imgsz``).
-    """
+    """(part, parameters, GFLOPs at ``imgsz``) of every part of ``yaml``'s model (``part_of``), in model order,
+    counted as ``layer_sizes`` counts; the rows add up to the model's total."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 

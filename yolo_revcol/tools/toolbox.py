@@ -107,11 +107,8 @@ def machine() -> str:
 
 
 def replace_block(path: Path, name: str, content: str) -> bool:
-    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``path``.
-
-    Returns:
-        (bool): Whether the markers were found (the file is rewritten only then).
-    """
+    """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``path``; False (nothing
+    written) when the markers are not there."""
     text = path.read_text()
     pattern = re.compile(rf"(<!-- {re.escape(name)}:start -->\n).*?(<!-- {re.escape(name)}:end -->)", re.S)
     if not pattern.search(text):
@@ -121,11 +118,8 @@ def replace_block(path: Path, name: str, content: str) -> bool:
 
 
 def replace_blocks(paths: Path | Sequence[Path] | None, blocks: dict[str, str]) -> list[str]:
-    """Replace every ``<!-- name:start/end -->`` block of ``blocks`` found in any of ``paths`` (README, docs pages).
-
-    Returns:
-        (list[str]): The block names that no file holds (nothing is written for them).
-    """
+    """Replace every ``<!-- name:start/end -->`` block of ``blocks`` found in any of ``paths`` (README, docs pages);
+    return the names no file holds."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths or [])
     found = {name: False for name in blocks}
     for path in paths:
@@ -296,12 +290,8 @@ def build_model(cfg: str | Path | dict, train: bool = False, nc: int | None = No
 
 
 def model_size(cfg: str | Path | dict, imgsz: int = 640) -> tuple[int, float, int]:
-    """Parameters and GFLOPs at ``imgsz`` of the inference model, and the parameters of training-only heads.
-
-    Returns:
-        (tuple[int, float, int]): Params and GFLOPs without RevCol's training-only heads (``aux``, ``recon``), and
-            those heads' parameters.
-    """
+    """Params and GFLOPs at ``imgsz`` of ``cfg``'s inference model (RevCol's training-only ``aux``/``recon`` heads
+    dropped), and those heads' params."""
     from ultralytics.utils.torch_utils import get_flops
 
     from ..integration.aux import revcol_of
