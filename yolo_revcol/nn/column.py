@@ -9,6 +9,7 @@ The first column has no previous column: no up input, no alpha term.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -78,6 +79,19 @@ class UpFusion(nn.Module):
         return upsample2x(self.proj(x))
 
 
+@dataclass(frozen=True)
+class BlockSettings:
+    """What every block of a column is built with: depthwise ``kernel``, expansion ``mlp_ratio`` (convnext,
+    inverted), initial ``layer_scale`` (convnext), the ``block`` family (``BLOCKS``) and the ``down`` fusion kind
+    (``DOWNS``; None: the family's default)."""
+
+    kernel: int
+    mlp_ratio: float
+    layer_scale: float
+    block: str
+    down: str | None
+
+
 class Level(nn.Module):
     """One level of a column: down + up fusions summed, then ``depth`` blocks (c2f: one C2f of ``depth`` bottlenecks).
 
@@ -87,7 +101,7 @@ class Level(nn.Module):
         depth (int): Number of blocks at this level.
         drop_path (Sequence[float]): DropPath probability of each block (length ``depth``).
         has_up (bool): Whether this level receives the previous column's coarser level.
-        kernel, mlp_ratio, layer_scale, block, down: As for ``Column``.
+        blocks (BlockSettings): How the blocks and fusions are built.
     """
 
     def __init__(
@@ -95,28 +109,26 @@ class Level(nn.Module):
         index: int,
         channels: Sequence[int],
         depth: int,
-        kernel: int,
-        mlp_ratio: float,
         drop_path: Sequence[float],
         has_up: bool,
-        layer_scale: float = 1e-6,
-        block: str = "convnext",
-        down: str | None = None,
+        blocks: BlockSettings,
     ):
         super().__init__()
-        c = channels[index]
+        c, b = channels[index], blocks
         self.depth = depth
         # Level 0's down input is the stem output, which already has channels[0] channels at stride 4.
-        self.down = DownFusion(channels[index - 1], c, block, down) if index > 0 else nn.Identity()
-        self.up = UpFusion(channels[index + 1], c, block) if has_up else None
-        if block == "convnext":
+        self.down = DownFusion(channels[index - 1], c, b.block, b.down) if index > 0 else nn.Identity()
+        self.up = UpFusion(channels[index + 1], c, b.block) if has_up else None
+        if b.block == "convnext":
             self.blocks = nn.Sequential(
-                *(ConvNeXtBlock(c, kernel, mlp_ratio, layer_scale, drop_path[i]) for i in range(depth))
+                *(ConvNeXtBlock(c, b.kernel, b.mlp_ratio, b.layer_scale, drop_path[i]) for i in range(depth))
             )
-        elif block == "inverted":
-            self.blocks = nn.Sequential(*(InvertedResidual(c, kernel, mlp_ratio, drop_path[i]) for i in range(depth)))
+        elif b.block == "inverted":
+            self.blocks = nn.Sequential(
+                *(InvertedResidual(c, b.kernel, b.mlp_ratio, drop_path[i]) for i in range(depth))
+            )
         else:
-            self.blocks = C2fBlock(c, depth, kernel, drop_path)
+            self.blocks = C2fBlock(c, depth, b.kernel, drop_path)
 
     def forward(self, down: torch.Tensor, up: torch.Tensor | None = None) -> torch.Tensor:
         """Return Level_l(down, up); ``up`` must be given exactly when the level has an up fusion."""
@@ -132,26 +144,18 @@ class Column(nn.Module):
     Args:
         channels (Sequence[int]): Channels of the four levels.
         layers (Sequence[int]): Blocks per level.
-        kernel (int): Depthwise kernel size.
-        mlp_ratio (float): Expansion ratio of the blocks (convnext, inverted).
         drop_path (Sequence[float]): DropPath probability of every block, levels concatenated.
         first (bool): Whether this is the network's first column.
-        layer_scale (float): Initial layer-scale value of the blocks (convnext).
-        block (str): Block family, one of ``BLOCKS``.
-        down (str | None): Down fusion kind (``DOWNS``); None for the family's default.
+        blocks (BlockSettings): How the blocks and fusions are built.
     """
 
     def __init__(
         self,
         channels: Sequence[int],
         layers: Sequence[int],
-        kernel: int,
-        mlp_ratio: float,
         drop_path: Sequence[float],
         first: bool,
-        layer_scale: float = 1e-6,
-        block: str = "convnext",
-        down: str | None = None,
+        blocks: BlockSettings,
     ):
         super().__init__()
         self.first = first
@@ -161,13 +165,9 @@ class Column(nn.Module):
                 i,
                 channels,
                 layers[i],
-                kernel,
-                mlp_ratio,
                 drop_path[starts[i] : starts[i] + layers[i]],
-                has_up=not first and i < NUM_LEVELS - 1,
-                layer_scale=layer_scale,
-                block=block,
-                down=down,
+                i < NUM_LEVELS - 1 and not first,
+                blocks,
             )
             for i in range(NUM_LEVELS)
         )

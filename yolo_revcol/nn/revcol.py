@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .column import DOWNS, NUM_LEVELS, Column, norm_of
+from .column import DOWNS, NUM_LEVELS, BlockSettings, Column, norm_of
 from .layers import BLOCKS, ChannelScale, ConvNorm, ImageDecoder
 from .reversible import ReversibleColumns, reversible_parameters
 
@@ -313,7 +313,7 @@ class RevCol(nn.Module):
         depths = [early_layers or layers] * (columns - 1) + [layers]
         rates = [torch.linspace(0, drop_path, sum(d)).tolist() for d in depths]  # rising over each column's blocks
         self.columns = nn.ModuleList(
-            Column(channels, d, kernel, mlp_ratio, r, k == 0, layer_scale, block, down)
+            Column(channels, d, r, k == 0, BlockSettings(kernel, mlp_ratio, layer_scale, block, down))
             for k, (d, r) in enumerate(zip(depths, rates))
         )
         if block == "convnext":  # BN/SiLU convs keep PyTorch's default init, as Ultralytics' own layers do

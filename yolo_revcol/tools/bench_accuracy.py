@@ -286,17 +286,9 @@ def read_results_csv(save_dir: Path) -> list[dict[str, str]]:
         return [{k.strip(): v.strip() for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def run_model(
-    model: str,
-    data: str,
-    project: Path,
-    settings: Settings,
-    name: str | None = None,
-    teacher: str | None = None,
-) -> Result:
-    """Train ``model`` with ``settings`` (its seed too) in a fresh subprocess as run ``name`` (default: the YAML's
-    stem), distilled from ``teacher``'s weights when given; ``RuntimeError`` if the subprocess fails."""
-    name = name or Path(model).stem
+def run_model(model: str, data: str, project: Path, settings: Settings, name: str, teacher: str | None) -> Result:
+    """Train ``model`` with ``settings`` (its seed too) in a fresh subprocess as run ``name``, distilled from
+    ``teacher``'s weights when given; ``RuntimeError`` if the subprocess fails."""
     run_name = f"{name}-seed{settings.seed}"
     spec = dict(model=model, data=data, project=str(project), name=run_name, settings=asdict(settings), teacher=teacher)
     print(f"\n== {run_name}: training in a subprocess ({settings.epochs} epochs, imgsz {settings.imgsz})", flush=True)
