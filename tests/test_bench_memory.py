@@ -124,7 +124,7 @@ def test_paper_section_on_a_tiny_stand_in(tmp_path, monkeypatch):
     monkeypatch.setitem(bm.PAPER, "t", ("Tiny", str(tmp_path / "tiny.yaml"), "yolov8n.yaml"))
     readme = readme_copy(tmp_path / "benchmarks.md", "paper-memory")
     argv = ["--sections", "paper", "--paper-models", "t", "--paper-rec-imgsz", "32", "--paper-imgsz", "64"]
-    argv += ["--paper-batch", "1", "--paper-reps", "1", "--out", str(tmp_path), "--readme", str(readme)]
+    argv += ["--paper-batch", "1", "--out", str(tmp_path), "--readme", str(readme)]
     rec, steps = bm.paper_report(bm.parse_args(argv))
     assert {(r[2], r[3]) for r in rec} == {(w, d) for w in bm.WEIGHTS for d in bm.DTYPES}
     assert all(r[4] == 0.0 and r[6] < bm.GRADIENT_BOUND[r[3]] for r in rec)
@@ -138,7 +138,7 @@ def test_paper_section_on_a_tiny_stand_in(tmp_path, monkeypatch):
     [
         (["--imgsz", "100"], "--imgsz must be a positive multiple of 32, got 100"),
         (["--columns", "2", "0"], "--columns must be >= 1, got 0"),
-        (["--paper-reps", "0"], "--paper-reps must be >= 1, got 0"),
+        (["--paper-batch", "0"], "--paper-batch must be >= 1, got 0"),
         (["--blocks", "resnet"], "invalid choice: 'resnet'"),
         (["--aux", "0"], "--aux must be > 0 (the supervised variants' weight), got 0.0"),
     ],

@@ -427,31 +427,33 @@ def paper_report(args: argparse.Namespace) -> tuple[list[list], list[list]]:
         variants = {"stock": (stock, None), "reversible": (revcol, True), "plain backprop": (revcol, False)}
         nc = min(stock.model[-1].nc, revcol.model[-1].nc)  # a stand-in YAML in the tests may have fewer classes
         batch = synthetic_batch(args.paper_batch, args.paper_imgsz, nc=nc)
-        r = yolo_step(variants, batch, args.paper_reps)
-        for k, (mib, ms) in r.items():
-            model = Path(stock_yaml if k == "stock" else revcol_yaml).stem
-            steps.append([model, k, mib, mib / r["stock"][0], ms, ms / r["stock"][1]])
+        saved = {}  # step time: yolo-revcol speed --paper
+        for k, (model, reversible) in variants.items():
+            if reversible is not None:
+                model.model[0].reversible = reversible
+            saved[k] = saved_mib(model, lambda m=model, b=batch: m.loss(b)[0])
+            steps.append(
+                [Path(stock_yaml if k == "stock" else revcol_yaml).stem, k, saved[k], saved[k] / saved["stock"]]
+            )
     note = (
         f"Measured by `{command_line()}` on {machine()}.\nReverse pass: each YAML's RevCol row (drop path 0), batch 1 "
         f"at {args.paper_rec_imgsz} px; the pass's own `reconstruction_error` and the relative error of the "
         "parameter gradients against plain backprop (first column, all), init and trained-like weights (every "
         f"|alpha| in [{ALPHA_RANGE[0]}, {ALPHA_RANGE[1]}], layer scales about {GAMMA}). Training step: the YAML as "
         f"built (its drop path), batch {args.paper_batch} at {args.paper_imgsz} px, random images with 4 boxes each, "
-        "Ultralytics' loss then backward; saved bytes as `toolbox.saved_mib` counts them; step times are medians of "
-        f"{args.paper_reps} interleaved steps.\n"
+        "Ultralytics' loss; saved bytes as `toolbox.saved_mib` counts them (step times: `yolo-revcol speed --paper`).\n"
     )
     header = ("backbone", "columns", "weights", "precision", "pass reconstruction", "gradients, first column")
     rows = [[n, c, w, d.replace("-", " "), fmt(e, ".1e", "-"), f"{f:.1e}", f"{t:.1e}"] for n, c, w, d, e, f, t in rec]
     tables = [markdown_table([*header, "gradients, all"], rows)]
     if steps:
-        step_header = ("model", "training path", "saved for backward (MiB)", "/ stock", "step (ms)", "/ stock")
-        rows = [[m, p, f"{s:.1f}", f"{sr:.3f}", f"{t:.0f}", f"{tr:.3f}"] for m, p, s, sr, t, tr in steps]
+        step_header = ("model", "training path", "saved for backward (MiB)", "/ stock")
+        rows = [[m, p, f"{s:.1f}", f"{sr:.3f}"] for m, p, s, sr in steps]
         tables.append(markdown_table(step_header, rows))
     keys = ("backbone", "columns", "weights", "dtype", "pass_reconstruction", "grad_first_column", "grad_all")
     write_result(args.out / "paper_memory", "\n".join([note, *tables]), keys, rec, readme=args.readme,
                  block="paper-memory")  # fmt: skip
-    write_csv(args.out / "paper_memory_step.csv", ("model", "path", "saved_mib", "saved_ratio", "step_ms",
-                                                   "step_ratio"), steps)  # fmt: skip
+    write_csv(args.out / "paper_memory_step.csv", ("model", "path", "saved_mib", "saved_ratio"), steps)
     return rec, steps
 
 
@@ -488,7 +490,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     g.add_argument("--paper-rec-imgsz", type=int, default=64, help="image side of the reverse-pass check (64)")
     g.add_argument("--paper-imgsz", type=int, default=320, help="image side of the training step (320)")
     g.add_argument("--paper-batch", type=int, default=2, help="batch size of the training step (2)")
-    g.add_argument("--paper-reps", type=int, default=3, help="timed training steps per variant (3)")
     args = p.parse_args(argv)
     args.size = {k: v if getattr(args, k) is None else getattr(args, k) for k, v in SIZE.items()}
     if args.quick:
@@ -501,7 +502,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             p.error(f"--{name.replace('_', '-')} must be a positive multiple of 32, got {value}")
     checks = [("batch", [args.size["batch"]]), ("channels", args.size["channels"]), ("layers", args.size["layers"])]
     checks += [(n, getattr(args, n)) for n in ("columns", "rss_columns", "grad_columns", "aux_batch", "aux_reps")]
-    for name, values in checks + [(n, [getattr(args, n)]) for n in ("paper_batch", "paper_reps")]:
+    for name, values in checks + [(n, [getattr(args, n)]) for n in ("paper_batch",)]:
         for v in values if isinstance(values, list) else [values]:
             if v < 1:
                 p.error(f"--{name.replace('_', '-')} must be >= 1, got {v}")
