@@ -653,7 +653,8 @@ def plot(results: dict[str, list[Result]], title: str, path: Path) -> None:
         ax.set_ylabel("mAP50-95 (val): mean, min-max band")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:  # an early report may hold no curve yet
+            ax.legend()
 
 
 # --------------------------------------------------------------------- studies: variants of the shipped RevCol row
