@@ -58,6 +58,28 @@ def relative_error(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return float((num / den).sqrt())
 
 
+def assert_onnx_matches_eager(model: torch.nn.Module, path: Path) -> None:
+    """Export ``model`` (eval mode, four outputs p2..p5) to ONNX at ``path`` and check ONNX Runtime matches eager."""
+    ort = pytest.importorskip("onnxruntime")
+    x, names = torch.randn(1, 3, 64, 64), [f"p{i}" for i in range(2, 6)]
+    torch.onnx.export(
+        model, (x,), str(path), input_names=["images"], output_names=names, dynamo=False, opset_version=17
+    )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for a, b in zip(model(x), session.run(names, {"images": x.numpy()})):
+        torch.testing.assert_close(a, torch.from_numpy(b), rtol=1e-4, atol=1e-4)
+
+
+def assert_fuse_is_exact(model: torch.nn.Module) -> None:
+    """``model.fuse()`` (eval mode) keeps the outputs (relative error < 1e-5) and folds every BatchNorm."""
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+        after = model.fuse()(x)
+    assert relative_error(before, after) < 1e-5
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+
 @pytest.fixture
 def tiny_cfg() -> dict:
     """A small RevCol configuration that runs in milliseconds on CPU."""

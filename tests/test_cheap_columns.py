@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import CFG, relative_error
+from conftest import CFG, assert_fuse_is_exact, assert_onnx_matches_eager
 from test_revcol_core import assert_reversible_equals_plain, randomize_batchnorms
 
 from yolo_revcol import RevCol
@@ -77,25 +77,11 @@ def test_reversible_gradients_equal_plain_backprop():
 
 def test_fuse_is_exact_and_folds_every_batchnorm():
     model = randomize_batchnorms(RevCol(**CHEAP)).eval()
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        before = model(x)
-        after = model.fuse()(x)
-    assert relative_error(before, after) < 1e-5
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert_fuse_is_exact(model)
 
 
 def test_onnx_export_matches_eager(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    model = randomize_batchnorms(RevCol(**CHEAP)).eval().fuse()
-    x = torch.randn(1, 3, 64, 64)
-    path, names = tmp_path / "cheap.onnx", [f"p{i}" for i in range(2, 6)]
-    torch.onnx.export(
-        model, (x,), str(path), input_names=["images"], output_names=names, dynamo=False, opset_version=17
-    )
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    for a, b in zip(model(x), session.run(names, {"images": x.numpy()})):
-        torch.testing.assert_close(a, torch.from_numpy(b), rtol=1e-4, atol=1e-4)
+    assert_onnx_matches_eager(randomize_batchnorms(RevCol(**CHEAP)).eval().fuse(), tmp_path / "cheap.onnx")
 
 
 def test_yaml_options_build_the_cheap_column_and_misspellings_are_named(tmp_path):

@@ -9,7 +9,7 @@ import pickle
 import pytest
 import torch
 import yaml
-from conftest import CFG, relative_error
+from conftest import CFG, assert_fuse_is_exact, assert_onnx_matches_eager
 from test_revcol_core import assert_reversible_equals_plain, randomize_batchnorms
 
 from yolo_revcol import RevCol
@@ -108,26 +108,14 @@ def test_reversible_gradients_equal_plain_backprop_fp64(cfg):
 
 def test_fuse_is_exact_and_folds_every_batchnorm():
     model = randomize_batchnorms(RevCol(**dict(EARLY, block="c2f"))).eval()
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        before = model(x)
-        after = model.fuse()(x)
-    assert relative_error(before, after) < 1e-5
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert_fuse_is_exact(model)
     assert depths(model) == [[1, 1, 1, 1], [1, 1, 1, 1], [1, 2, 3, 1]]
 
 
 def test_onnx_export_matches_eager(tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    model = randomize_batchnorms(RevCol(**dict(EARLY, block="inverted", down="dw"))).eval().fuse()
-    x = torch.randn(1, 3, 64, 64)
-    path, names = tmp_path / "early.onnx", [f"p{i}" for i in range(2, 6)]
-    torch.onnx.export(
-        model, (x,), str(path), input_names=["images"], output_names=names, dynamo=False, opset_version=17
+    assert_onnx_matches_eager(
+        randomize_batchnorms(RevCol(**dict(EARLY, block="inverted", down="dw"))).eval().fuse(), tmp_path / "early.onnx"
     )
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    for a, b in zip(model(x), session.run(names, {"images": x.numpy()})):
-        torch.testing.assert_close(a, torch.from_numpy(b), rtol=1e-4, atol=1e-4)
 
 
 def test_pickles_keep_the_option_and_older_pickles_read_as_none():

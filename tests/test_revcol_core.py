@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import relative_error, saved_bytes
+from conftest import assert_onnx_matches_eager, relative_error, saved_bytes
 
 from yolo_revcol import RevCol
 from yolo_revcol.nn import ChannelScale, LayerNorm2d, ReversibleScale
@@ -272,17 +272,7 @@ def test_torchscript_trace_matches_eager(tiny_cfg, tmp_path):
 
 
 def test_onnx_export_matches_eager(tiny_cfg, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    model = perturb(RevCol(**tiny_cfg)).eval()
-    x = torch.randn(1, 3, 64, 64)
-    path = tmp_path / "revcol.onnx"
-    names = [f"p{i}" for i in range(2, 6)]
-    torch.onnx.export(
-        model, (x,), str(path), input_names=["images"], output_names=names, dynamo=False, opset_version=17
-    )
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    for a, b in zip(model(x), session.run(names, {"images": x.numpy()})):
-        torch.testing.assert_close(a, torch.from_numpy(b), rtol=1e-4, atol=1e-4)
+    assert_onnx_matches_eager(perturb(RevCol(**tiny_cfg)).eval(), tmp_path / "revcol.onnx")
 
 
 def test_backward_reports_reconstruction_error_and_warns_when_it_is_large():
