@@ -10,8 +10,8 @@ import csv
 
 import pytest
 import torch
+from division_inverse import reconstruct_states
 
-from yolo_revcol.nn import reconstruct_states
 from yolo_revcol.tools import bench_memory as bm
 from yolo_revcol.tools.toolbox import saved_mib
 

@@ -7,10 +7,10 @@ import warnings
 import pytest
 import torch
 from conftest import assert_onnx_matches_eager, relative_error, saved_bytes
+from division_inverse import reconstruct_states, scale_inverse
 
 from yolo_revcol import RevCol
 from yolo_revcol.nn import ChannelScale, LayerNorm2d, ReversibleScale
-from yolo_revcol.nn.inverse import reconstruct_states, scale_inverse
 
 STRIDES = (4, 8, 16, 32)
 

@@ -1,7 +1,6 @@
 """Pure-PyTorch RevCol modules. Nothing here imports Ultralytics."""
 
 from .column import DOWNS, Column, DownFusion, Level, UpFusion
-from .inverse import reconstruct_states  # only for tests/test_bench_memory.py (the tools' tests)
 from .layers import (
     BLOCKS,
     Bottleneck,
@@ -42,5 +41,4 @@ __all__ = (
     "Stem",
     "UpFusion",
     "official_state_dict",
-    "reconstruct_states",
 )

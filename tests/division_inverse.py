@@ -1,4 +1,4 @@
-"""Division-only inverses of the reversible connection, for benchmarks and tests: exact up to the forward's rounding,
+"""Division-only inverses of the reversible connection, for tests: exact up to the forward's rounding,
 which ``ReversibleColumns`` (reversible.py) recovers and these do not.
 """
 
@@ -8,8 +8,8 @@ from collections.abc import Sequence
 
 import torch
 
-from .column import NUM_LEVELS, Column
-from .layers import ReversibleScale
+from yolo_revcol.nn.column import NUM_LEVELS, Column
+from yolo_revcol.nn.layers import ReversibleScale
 
 __all__ = ("level_inverse", "reconstruct_states", "scale_inverse")
 
