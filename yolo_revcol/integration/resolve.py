@@ -187,22 +187,17 @@ def install_model_names() -> None:
         _replace_everywhere("ultralytics", tasks.yaml_model_load, with_typed_names(tasks.yaml_model_load))
 
 
-def install_cls_data() -> bool:
+def install_cls_data() -> None:
     """Wrap ``check_cls_dataset`` in ``ultralytics.data.utils`` (and wherever it was imported by name); idempotent.
 
-    Returns:
-        (bool): False, with nothing wrapped, while ``ultralytics.data.utils`` is still executing (``register()`` then
-            runs inside that import, under the start-up hook, which calls this again once Ultralytics' engine
-            modules, the function's only callers, have been imported).
+    Does nothing while ``ultralytics.data.utils`` is still executing (``register()`` then runs inside that import,
+    under the start-up hook, which calls this again once the engine modules that call the function are imported).
     """
     from ultralytics.data import utils
 
     original = getattr(utils, "check_cls_dataset", None)
-    if original is None:
-        return False
-    if not getattr(original, _MARK, False):
+    if original is not None and not getattr(original, _MARK, False):
         _replace_everywhere("ultralytics", original, with_shipped_cls_data(original))
-    return True
 
 
 def install() -> None:

@@ -18,9 +18,10 @@ import sys
 
 TARGET = "ultralytics.nn.tasks"
 TRAINER = "ultralytics.engine.trainer"
-# The modules that call ``check_cls_dataset``. When a process imports ``ultralytics.data.utils`` first, RevCol is
-# registered while that module is still executing, so its wrap waits for these (each imports the finished module).
-CLS_DATA_USERS = (TRAINER, "ultralytics.engine.validator", "ultralytics.engine.exporter")
+# The modules that call ``check_cls_dataset``, besides the trainer (whose hook wraps it too). When a process imports
+# ``ultralytics.data.utils`` first, RevCol is registered while that module is still executing, so its wrap waits for
+# these (each imports the finished module).
+CLS_DATA_USERS = ("ultralytics.engine.validator", "ultralytics.engine.exporter")
 
 
 def _register_after(module) -> None:
@@ -45,7 +46,8 @@ def _patch_trainer_after(module) -> None:
 
 
 def _wrap_cls_data_after(module) -> None:
-    """Wrap ``check_cls_dataset`` once ``module`` (one of ``CLS_DATA_USERS``) has executed; warn on failure."""
+    """Wrap ``check_cls_dataset`` once ``module`` (the trainer or one of ``CLS_DATA_USERS``) has executed; warn on
+    failure."""
     try:
         from .resolve import install_cls_data
 
@@ -79,7 +81,7 @@ class _Finder:
         self.pending = {
             TARGET: _register_after,
             TRAINER: _patch_trainer_after,
-            **{name: _wrap_cls_data_after for name in CLS_DATA_USERS if name != TRAINER},
+            **dict.fromkeys(CLS_DATA_USERS, _wrap_cls_data_after),
         }
 
     def find_spec(self, fullname, path, target=None):

@@ -85,13 +85,13 @@ def _check_early_layers(name: str, values) -> list[int] | None:
     """Return None (every column runs ``layers``) or four ints >= 1, or raise ValueError naming the argument."""
     if values is None:
         return None
-    ok = isinstance(values, Sequence) and not isinstance(values, str) and len(values) == NUM_LEVELS
-    if not ok or any(isinstance(v, bool) or not isinstance(v, Integral) or v < 1 for v in values):
+    try:
+        return _check_levels(name, values)  # the rule of 'layers'
+    except ValueError:
         raise ValueError(
             f"RevCol argument '{name}' must be a list of {NUM_LEVELS} integers >= 1 (every level runs at least one "
             f"block, as in 'layers'), got {values!r}"
-        )
-    return [int(v) for v in values]
+        ) from None
 
 
 def _is_number(value) -> bool:

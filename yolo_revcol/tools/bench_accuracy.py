@@ -45,6 +45,7 @@ from .toolbox import (
     decide,
     diff_se,
     figure,
+    inference_size,
     machine,
     markdown_table,
     mean_std,
@@ -249,7 +250,6 @@ def train_one(model: str, data: str, project: str, name: str, settings: dict, te
     from ultralytics import YOLO
     from ultralytics.utils.torch_utils import get_flops
 
-    from ..integration.aux import revcol_of
     from ..integration.offline import provide_fonts
 
     provide_fonts()
@@ -262,11 +262,10 @@ def train_one(model: str, data: str, project: str, name: str, settings: dict, te
     train_s = time.perf_counter() - start
     values = getattr(metrics, "results_dict", metrics) or {}  # DetMetrics of the final validation of best.pt
     net = copy.deepcopy(yolo.model)  # best.pt, reloaded by train(): sized for the dataset's classes
-    revcol = revcol_of(net)
-    train_only = revcol.drop_aux_heads() if revcol is not None else 0  # size of the inference model
+    params, gflops, train_only = inference_size(net, settings["imgsz"])
     return dict(
-        params=sum(p.numel() for p in net.parameters()),
-        gflops=get_flops(net, settings["imgsz"]),
+        params=params,
+        gflops=gflops,
         gflops_640=get_flops(net, 640),
         map50=float(values.get("metrics/mAP50(B)", math.nan)),
         map50_95=float(values.get(MAP_COLUMN, math.nan)),

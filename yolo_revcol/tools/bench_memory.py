@@ -347,14 +347,21 @@ def plot(path: Path, args: argparse.Namespace, data: dict) -> None:
 # --------------------------------------------------------------------------------------------------- section aux
 
 
-def yolo_step(models: dict, batch: dict, reps: int) -> dict[str, tuple[float, float]]:
-    """Name -> (saved MiB, median step ms) of YOLO training steps; ``models``: name -> (model, reversible or None).
-    The steps (zero grad, forward, loss, backward) are interleaved, one untimed step each first."""
+def loss_saved_mib(models: dict, batch: dict) -> dict[str, float]:
+    """Name -> MiB that one training forward and loss save for backward; ``models``: name -> (model, reversible or
+    None), the RevCol training path set before each."""
     saved = {}
     for name, (model, reversible) in models.items():
         if reversible is not None:
             model.model[0].reversible = reversible
         saved[name] = saved_mib(model, lambda m=model: m.loss(batch)[0])
+    return saved
+
+
+def yolo_step(models: dict, batch: dict, reps: int) -> dict[str, tuple[float, float]]:
+    """Name -> (saved MiB, median step ms) of YOLO training steps; ``models`` as ``loss_saved_mib`` takes them.
+    The steps (zero grad, forward, loss, backward) are interleaved, one untimed step each first."""
+    saved = loss_saved_mib(models, batch)
     steps = {name: train_step(m, batch, reversible) for name, (m, reversible) in models.items()}
     ms = interleave(steps, reps, 1, 1, torch.get_num_threads())
     return {name: (saved[name], statistics.median(ms[name])) for name in models}
@@ -427,14 +434,10 @@ def paper_report(args: argparse.Namespace) -> tuple[list[list], list[list]]:
         variants = {"stock": (stock, None), "reversible": (revcol, True), "plain backprop": (revcol, False)}
         nc = min(stock.model[-1].nc, revcol.model[-1].nc)  # a stand-in YAML in the tests may have fewer classes
         batch = synthetic_batch(args.paper_batch, args.paper_imgsz, nc=nc)
-        saved = {}  # step time: yolo-revcol speed --paper
-        for k, (model, reversible) in variants.items():
-            if reversible is not None:
-                model.model[0].reversible = reversible
-            saved[k] = saved_mib(model, lambda m=model, b=batch: m.loss(b)[0])
-            steps.append(
-                [Path(stock_yaml if k == "stock" else revcol_yaml).stem, k, saved[k], saved[k] / saved["stock"]]
-            )
+        saved = loss_saved_mib(variants, batch)  # step time: yolo-revcol speed --paper
+        steps += [
+            [Path(stock_yaml if k == "stock" else revcol_yaml).stem, k, v, v / saved["stock"]] for k, v in saved.items()
+        ]
     note = (
         f"Measured by `{command_line()}` on {machine()}.\nReverse pass: each YAML's RevCol row (drop path 0), batch 1 "
         f"at {args.paper_rec_imgsz} px; the pass's own `reconstruction_error` and the relative error of the "

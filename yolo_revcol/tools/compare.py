@@ -26,6 +26,7 @@ from .toolbox import (
     build_model,
     command_line,
     figure,
+    inference_size,
     machine,
     markdown_table,
     replace_blocks,
@@ -75,19 +76,13 @@ def summarize(yaml: str | Path, name: str, imgsz: int) -> Summary:
     modules, parameters, gradients and GFLOPs at ``imgsz`` (``CLS_IMGSZ`` for classification); the parameters of
     training-only heads apart (``train_only``)."""
     from ultralytics.nn.tasks import guess_model_scale
-    from ultralytics.utils.torch_utils import get_flops
-
-    from ..integration.aux import revcol_of
 
     model = build_model(yaml)
     task = model.task
-    revcol = revcol_of(model)
-    train_only = revcol.drop_aux_heads() if revcol is not None else 0  # measure the inference model
     imgsz = CLS_IMGSZ if task == "classify" else imgsz
+    params, flops, train_only = inference_size(model, imgsz)
     layers = sum(1 for m in model.modules() if not m._modules)  # leaf modules, as Ultralytics counts layers
-    params = sum(p.numel() for p in model.parameters())
     gradients = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    flops = get_flops(model, imgsz)
     return Summary(name, layers, params, flops, guess_model_scale(yaml), task, imgsz, gradients, train_only)
 
 
@@ -149,9 +144,11 @@ def breakdown(yaml: str | Path, imgsz: int = 640) -> list[tuple[str, int, float]
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from ..integration.aux import revcol_of
+
     model = build_model(yaml)
-    revcol = next((m for m in model.modules() if type(m).__name__ == "RevCol"), None)
-    if revcol is not None:
+    revcol = revcol_of(model)
+    if revcol is not None:  # the inference model
         revcol.drop_aux_heads()
     rows: dict[str, list] = {}
     for name, p in model.model.named_parameters(prefix="model"):
@@ -316,7 +313,10 @@ def write_paper(imgsz: int, out: Path, readme: Path | None) -> None:
     ``compare_paper.{md,csv}`` and the README block; rows are labelled T, S and B, no target applies."""
     pairs = []
     for stock, ours in PAPER_PAIRS:
-        pair = summarize(stock, stock.removesuffix(".yaml"), imgsz), summarize(cfg_dir() / ours, ours[:-5], imgsz)
+        pair = (
+            summarize(stock, stock.removesuffix(".yaml"), imgsz),
+            summarize(cfg_dir() / ours, ours.removesuffix(".yaml"), imgsz),
+        )
         pair[0].scale = pair[1].scale = ours.split("-")[1].upper()
         pairs.append(pair)
     text = f"Measured by `{command_line()}` at imgsz {imgsz} on {machine()}.\n\n" + markdown_table(

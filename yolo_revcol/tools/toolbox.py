@@ -289,17 +289,21 @@ def build_model(cfg: str | Path | dict, train: bool = False, nc: int | None = No
     return model.eval()
 
 
-def model_size(cfg: str | Path | dict, imgsz: int = 640) -> tuple[int, float, int]:
-    """Params and GFLOPs at ``imgsz`` of ``cfg``'s inference model (RevCol's training-only ``aux``/``recon`` heads
-    dropped), and those heads' params."""
+def inference_size(model, imgsz: int = 640) -> tuple[int, float, int]:
+    """Params and GFLOPs at ``imgsz`` of ``model`` as an inference model: RevCol's training-only ``aux``/``recon``
+    heads are dropped (in place); their params are returned third."""
     from ultralytics.utils.torch_utils import get_flops
 
     from ..integration.aux import revcol_of
 
-    model = build_model(cfg)
     revcol = revcol_of(model)
     train_only = revcol.drop_aux_heads() if revcol is not None else 0
     return sum(p.numel() for p in model.parameters()), get_flops(model, imgsz), train_only
+
+
+def model_size(cfg: str | Path | dict, imgsz: int = 640) -> tuple[int, float, int]:
+    """``inference_size`` of the model ``cfg`` builds (no weights)."""
+    return inference_size(build_model(cfg), imgsz)
 
 
 # -------------------------------------------------------------------------------------------------------- timing
