@@ -46,3 +46,14 @@ def test_docs_pages_are_linked_from_the_readme():
     readme = (ROOT / "README.md").read_text()
     for page in PAGES[1:]:
         assert f"docs/{page.name}" in readme, page.name
+
+
+def test_every_revcol_option_is_named_in_the_readme():
+    import inspect
+
+    from yolo_revcol import RevCol
+
+    section = (ROOT / "README.md").read_text().split("### Options of the RevCol row", 1)[1].split("\n### ", 1)[0]
+    options = [p for p in inspect.signature(RevCol.__init__).parameters if p not in ("self", "c1")]
+    missing = [p for p in options if p not in ("channels", "layers", "columns") and f"`{p}`" not in section]
+    assert not missing, f"RevCol options the README's options section does not name: {missing}"
