@@ -25,6 +25,7 @@ from .toolbox import (
     add_report_arguments,
     build_model,
     command_line,
+    drop_training_heads,
     figure,
     inference_size,
     machine,
@@ -144,12 +145,8 @@ def breakdown(yaml: str | Path, imgsz: int = 640) -> list[tuple[str, int, float]
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ..integration.aux import revcol_of
-
     model = build_model(yaml)
-    revcol = revcol_of(model)
-    if revcol is not None:  # the inference model
-        revcol.drop_aux_heads()
+    drop_training_heads(model)  # the inference model
     rows: dict[str, list] = {}
     for name, p in model.model.named_parameters(prefix="model"):
         rows.setdefault(part_of(name, model), [0, 0.0])[0] += p.numel()

@@ -289,15 +289,21 @@ def build_model(cfg: str | Path | dict, train: bool = False, nc: int | None = No
     return model.eval()
 
 
-def inference_size(model, imgsz: int = 640) -> tuple[int, float, int]:
-    """Params and GFLOPs at ``imgsz`` of ``model`` as an inference model: RevCol's training-only ``aux``/``recon``
-    heads are dropped (in place); their params are returned third."""
-    from ultralytics.utils.torch_utils import get_flops
-
+def drop_training_heads(model) -> int:
+    """Make ``model`` its inference model in place: drop RevCol's training-only ``aux``/``recon`` heads; return
+    their params (0 without RevCol)."""
     from ..integration.aux import revcol_of
 
     revcol = revcol_of(model)
-    train_only = revcol.drop_aux_heads() if revcol is not None else 0
+    return revcol.drop_aux_heads() if revcol is not None else 0
+
+
+def inference_size(model, imgsz: int = 640) -> tuple[int, float, int]:
+    """Params and GFLOPs at ``imgsz`` of ``model`` as an inference model (``drop_training_heads``, in place); the
+    dropped heads' params third."""
+    from ultralytics.utils.torch_utils import get_flops
+
+    train_only = drop_training_heads(model)
     return sum(p.numel() for p in model.parameters()), get_flops(model, imgsz), train_only
 
 
